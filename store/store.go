@@ -1,0 +1,231 @@
+// Package store persists everything helpdesk knows in one bbolt file.
+//
+// On-disk layout. Integer keys are 8-byte big-endian so bbolt's byte order
+// is numeric order; values are JSON unless said otherwise.
+//
+//	meta           "schema"  → uint64 schema version (see migrations.go)
+//	               "secret"  → 32 random bytes, the HMAC key of our Message-ID tokens
+//	tickets        ticketID  → Ticket (IDs from the bucket's sequence: increasing, never reused)
+//	messages       ticketID‖seq → Message without its raw bytes (seq from the bucket's sequence)
+//	raw            ticketID‖seq → the raw RFC 5322 bytes, exactly as received or sent
+//	msgids         dedupe key → ticketID‖seq; a key is "<message-id>" or "sha256:<hex>" of a raw mail without one
+//	by_status      status 0x00 ticketID → empty (index)
+//	by_requester   address 0x00 ticketID → empty (index)
+//	checkpoints    mailbox name → Checkpoint (UIDVALIDITY and highest committed UID)
+//	pending_flags  mailbox 0x00 uidvalidity(4) uid(4) → empty: committed, not yet \Seen/moved on the server
+//	outbox         outboxID → Outbound still to be sent; removed when sent, moved to dead when given up
+//	dead           outboxID → Outbound given up on (permanent failure or too many attempts)
+//	ratelimit      key → rateState (timestamps of recent hits)
+//	quarantine     quarantineID → Quarantined (with the raw bytes)
+//
+// Transactions. The ticket logic stores one inbound mail in one Update (or
+// Batch): the message and its raw bytes, the ticket it creates or changes,
+// the dedupe keys, the mailbox checkpoint, the pending flag and every
+// outbound mail it causes (both the Outbound and its Message). Nothing about
+// a mail is ever written outside that transaction, so a crash leaves either
+// all of it or none of it. The outbox worker and the IMAP flagger then each
+// change their own records in small transactions of their own.
+//
+// Check verifies the invariants between buckets; tests run it in cleanup.
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrDuplicate = errors.New("duplicate")
+	ErrLocked    = errors.New("database is locked by another process")
+)
+
+var (
+	bucketMeta         = []byte("meta")
+	bucketTickets      = []byte("tickets")
+	bucketMessages     = []byte("messages")
+	bucketRaw          = []byte("raw")
+	bucketMsgIDs       = []byte("msgids")
+	bucketByStatus     = []byte("by_status")
+	bucketByRequester  = []byte("by_requester")
+	bucketCheckpoints  = []byte("checkpoints")
+	bucketPendingFlags = []byte("pending_flags")
+	bucketOutbox       = []byte("outbox")
+	bucketDead         = []byte("dead")
+	bucketRateLimit    = []byte("ratelimit")
+	bucketQuarantine   = []byte("quarantine")
+
+	keySchema = []byte("schema")
+	keySecret = []byte("secret")
+)
+
+// Options tune Open.
+type Options struct {
+	// Timeout is how long Open waits for another process's file lock
+	// before returning ErrLocked. Zero means one second.
+	Timeout time.Duration
+	// ReadOnly opens the file with a shared lock and never writes.
+	ReadOnly bool
+	// NoSync skips fsync; only for benchmarks and tests of scale.
+	NoSync bool
+}
+
+// DB is an open helpdesk database.
+type DB struct {
+	bolt   *bolt.DB
+	secret []byte
+}
+
+// Open opens or creates the database at path (mode 0600, its directory 0700
+// when Open creates it) and brings its schema up to date.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Timeout == 0 {
+		opts.Timeout = time.Second
+	}
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      opts.Timeout,
+		ReadOnly:     opts.ReadOnly,
+		NoSync:       opts.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open database %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db := &DB{bolt: b}
+	if !opts.ReadOnly {
+		if err := migrate(b); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
+	err = b.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return errors.New("not a helpdesk database (no meta bucket)")
+		}
+		if v := schemaVersion(meta); v > currentSchema {
+			return fmt.Errorf("schema version %d is newer than this binary's %d", v, currentSchema)
+		}
+		db.secret = bytes.Clone(meta.Get(keySecret))
+		return nil
+	})
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Close closes the file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Path is the database file's path.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// Secret is the HMAC key of our Message-ID tokens, created with the database.
+func (db *DB) Secret() []byte { return bytes.Clone(db.secret) }
+
+// Update runs fn in one read-write transaction: all of its writes or none.
+func (db *DB) Update(fn func(*Tx) error) error {
+	return db.bolt.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+}
+
+// Batch is Update for concurrent callers: bbolt may commit several callers'
+// functions in one transaction (group commit), and may run fn more than once,
+// so fn must have no effect outside the transaction.
+func (db *DB) Batch(fn func(*Tx) error) error {
+	return db.bolt.Batch(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(fn func(*Tx) error) error {
+	return db.bolt.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+}
+
+// Backup writes a consistent copy of the whole database to w. It runs in a
+// read transaction, so ingest goes on while it is taken.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, nil
+}
+
+// Tx is one transaction. It must not be used after the function it was
+// given to returns; byte slices and structs it returns are copies.
+type Tx struct {
+	tx *bolt.Tx
+}
+
+func (t *Tx) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+func msgKey(ticketID, seq uint64) []byte {
+	return append(u64(ticketID), u64(seq)...)
+}
+
+func splitMsgKey(k []byte) (ticketID, seq uint64, ok bool) {
+	if len(k) != 16 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(k[:8]), binary.BigEndian.Uint64(k[8:]), true
+}
+
+func indexKey(value string, id uint64) []byte {
+	k := make([]byte, 0, len(value)+9)
+	k = append(k, value...)
+	k = append(k, 0)
+	return append(k, u64(id)...)
+}
+
+func getJSON(b *bolt.Bucket, key []byte, v any) error {
+	data := b.Get(key)
+	if data == nil {
+		return ErrNotFound
+	}
+	return json.Unmarshal(data, v)
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+func newSecret() ([]byte, error) {
+	s := make([]byte, 32)
+	_, err := rand.Read(s)
+	return s, err
+}
