@@ -95,6 +95,10 @@ func checkSMTP(c *Config, dir string) error {
 		return errorf("smtp.password", "is required when smtp.username is set (or smtp.password_file)")
 	case s.Username == "" && s.Password != "":
 		return errorf("smtp.username", "is required when a password is set")
+	case s.Username != "" && s.TLS == TLSNone && !isLoopback(s.Host):
+		// The SMTP client refuses to send a password in the clear to
+		// another host, so every send would fail: say so now.
+		return errorf("smtp.tls", "must be starttls or tls when smtp.username is set and %s is not loopback (the password would travel in the clear)", s.Host)
 	}
 	if s.HELO == "" {
 		s.HELO = c.Ticket.Domain

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/helpdesk/helpdesk/inbox"
+	"github.com/helpdesk/helpdesk/outbox"
+	"github.com/helpdesk/helpdesk/store"
+	"github.com/helpdesk/helpdesk/ticket"
+)
+
+// handler feeds fetched mail to the ticket engine and logs each outcome once.
+type handler struct {
+	engine *ticket.Engine
+	log    *slog.Logger
+}
+
+func (h handler) Handle(ctx context.Context, d inbox.Delivery) (inbox.Disposition, error) {
+	res, err := h.engine.Handle(ctx, ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw})
+	if err != nil {
+		return inbox.Disposition{}, err
+	}
+	switch {
+	case res.Quarantined && res.Rule != "duplicate":
+		h.log.Warn("mail quarantined", "uid", d.UID, "reason", res.Reason)
+	case res.Rule == "duplicate":
+		h.log.Debug("mail already stored", "uid", d.UID, "ticket", res.TicketID)
+	default:
+		h.log.Info("mail stored", "uid", d.UID, "ticket", res.TicketID, "matched_by", res.Rule, "acked", res.Acked, "note", res.Reason)
+	}
+	return inbox.Disposition{Quarantined: res.Quarantined}, nil
+}
+
+// state gives the inbox loops their checkpoints and pending flags.
+type state struct{ db *store.DB }
+
+func (s state) Checkpoint(mailbox string) (inbox.Checkpoint, error) {
+	cp, err := s.db.MailboxCheckpoint(mailbox)
+	return inbox.Checkpoint{UIDValidity: cp.UIDValidity, LastUID: cp.LastUID}, err
+}
+
+func (s state) PendingFlags(mailbox string, uidValidity uint32) ([]uint32, error) {
+	return s.db.PendingFlags(mailbox, uidValidity)
+}
+
+func (s state) ClearPendingFlags(mailbox string, uidValidity uint32, uids []uint32) error {
+	return s.db.ClearPendingFlags(mailbox, uidValidity, uids)
+}
+
+// queue is the store's outbox seen by the outbox worker.
+type queue struct{ db *store.DB }
+
+func (q queue) Due(now time.Time, limit int) ([]outbox.Item, error) {
+	due, err := q.db.OutboxDue(now, limit)
+	items := make([]outbox.Item, 0, len(due))
+	for _, o := range due {
+		items = append(items, outbox.Item{ID: o.ID, From: o.From, To: o.To, Raw: o.Raw,
+			Attempts: o.Attempts, NextAttempt: o.NextAttempt, LastError: o.LastError})
+	}
+	return items, err
+}
+
+func (q queue) NextDue() (time.Time, bool, error) { return q.db.OutboxNextDue() }
+func (q queue) Sent(id uint64, at time.Time) error { return q.db.OutboxSent(id, at) }
+func (q queue) Retry(id uint64, attempts int, next time.Time, lastErr string) error {
+	return q.db.OutboxRetry(id, attempts, next, lastErr)
+}
+func (q queue) Dead(id uint64, attempts int, lastErr string) error {
+	return q.db.OutboxDead(id, attempts, lastErr)
+}
+
+// registerMetrics exposes counts read at scrape time, so no code path has to
+// remember to bump a counter.
+func (d *Daemon) registerMetrics() {
+	outboxLen := func(dead bool) func() float64 {
+		return func() float64 {
+			q, dd, _ := d.db.OutboxLen()
+			if dead {
+				return float64(dd)
+			}
+			return float64(q)
+		}
+	}
+	d.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "helpdesk_outbox_queued", Help: "Outbound mails waiting to be sent."}, outboxLen(false)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "helpdesk_outbox_dead", Help: "Outbound mails given up on."}, outboxLen(true)),
+	)
+	for _, st := range store.Statuses {
+		d.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "helpdesk_tickets", Help: "Tickets by status.", ConstLabels: prometheus.Labels{"status": st},
+		}, func() float64 {
+			var n int
+			d.db.View(func(tx *store.Tx) error { n = tx.CountByStatus()[st]; return nil })
+			return float64(n)
+		}))
+	}
+}
