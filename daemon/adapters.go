@@ -64,7 +64,7 @@ func (q queue) Due(now time.Time, limit int) ([]outbox.Item, error) {
 	return items, err
 }
 
-func (q queue) NextDue() (time.Time, bool, error) { return q.db.OutboxNextDue() }
+func (q queue) NextDue() (time.Time, bool, error)  { return q.db.OutboxNextDue() }
 func (q queue) Sent(id uint64, at time.Time) error { return q.db.OutboxSent(id, at) }
 func (q queue) Retry(id uint64, attempts int, next time.Time, lastErr string) error {
 	return q.db.OutboxRetry(id, attempts, next, lastErr)
