@@ -27,11 +27,16 @@ type Ticket struct {
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 	MessageCount int       `json:"message_count"`
-	Messages     []Message `json:"messages,omitempty"`
+	// MergedInto is the ticket this one was merged into (#merge); mail for
+	// it goes there. Absent when not merged.
+	MergedInto uint64    `json:"merged_into,omitempty"`
+	Messages   []Message `json:"messages,omitempty"`
 }
 
 // Message is one message of a ticket as CONTRACT.md shows it, with
 // matched_by (the threading rule), automated and delivery as extensions.
+// matched_by is always present so scripts can rely on the key; it is ""
+// for the mail we sent and for internal records.
 type Message struct {
 	MessageID   string             `json:"message_id"`
 	Direction   string             `json:"direction"`
@@ -43,7 +48,7 @@ type Message struct {
 	Subject     string             `json:"subject"`
 	Text        string             `json:"text"`
 	Attachments []store.Attachment `json:"attachments"`
-	MatchedBy   string             `json:"matched_by,omitempty"`
+	MatchedBy   string             `json:"matched_by"`
 	Automated   string             `json:"automated,omitempty"`
 	Delivery    *store.Delivery    `json:"delivery,omitempty"`
 }
@@ -67,6 +72,7 @@ func TicketJSON(tk *store.Ticket, msgs []store.Message) Ticket {
 		Mailbox: tk.Mailbox, Requester: tk.Requester, CC: nonNil(tk.CC),
 		Assignee: tk.Assignee, Team: tk.Team, Category: tk.Category,
 		CreatedAt: tk.CreatedAt.UTC(), UpdatedAt: tk.UpdatedAt.UTC(), MessageCount: tk.MessageCount,
+		MergedInto: tk.MergedInto,
 	}
 	if msgs != nil {
 		out.Messages = make([]Message, 0, len(msgs))

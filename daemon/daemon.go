@@ -251,12 +251,18 @@ func engineConfig(cfg *config.Config) ticket.Config {
 		Per:              cfg.Autoreply.Per,
 		GlobalMaxPerHour: cfg.Autoreply.GlobalMaxPerHour,
 		MaxMessageBytes:  int(cfg.Limits.MaxMessageBytes),
+
+		TrustedAuthservID: cfg.Security.TrustedAuthservID,
 	}
 	for _, mb := range cfg.Mailboxes {
-		tc.Mailboxes = append(tc.Mailboxes, ticket.Mailbox{Name: mb.Name, Address: strings.ToLower(mb.Address)})
+		tc.Mailboxes = append(tc.Mailboxes, ticket.Mailbox{Name: mb.Name, Address: strings.ToLower(mb.Address),
+			CommentAddress: strings.ToLower(mb.CommentAddress)})
 	}
 	for _, a := range cfg.Agents {
 		tc.Agents = append(tc.Agents, ticket.Agent{Email: strings.ToLower(a.Email), Name: a.Name, Teams: a.Teams})
+	}
+	for _, t := range cfg.Teams {
+		tc.Teams = append(tc.Teams, ticket.Team{Name: t.Name, Email: strings.ToLower(t.Email)})
 	}
 	return tc
 }

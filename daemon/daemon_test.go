@@ -60,7 +60,7 @@ func newEnv(t *testing.T, smtpOpts mailtest.SMTPOptions) *env {
 				Username: "support", Password: "secret", Folder: "INBOX"},
 			PollInterval: 2 * time.Second, IDLE: true,
 		}},
-		Agents:    []config.Agent{{Email: "alice@example.com", Name: "Alice", Teams: []string{"l1"}}},
+		// No agents: these tests are about the customer mail loop; agent_test.go adds them.
 		Autoreply: config.Autoreply{Enabled: true, MaxPerSender: 5, Per: time.Hour, GlobalMaxPerHour: 1000},
 		Outbox:    config.Outbox{MaxAttempts: 20, MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond},
 		Limits:    config.Limits{MaxMessageBytes: 25 << 20},

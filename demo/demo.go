@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -94,16 +95,26 @@ func Run(ctx context.Context, w io.Writer, opts Options) error {
 		return err
 	}
 
+	toAnn := func(m received) bool { return slices.Contains(m.to, "ann@customer.example") }
+	toAlice := func(m received) bool { return slices.Contains(m.to, "alice@demo.example") }
+	stored := func(msgid string) func(tx *store.Tx) bool {
+		return func(tx *store.Tx) bool { _, ok := tx.TicketByMessageID("<" + msgid + ">"); return ok }
+	}
+
 	// 1. A customer writes in.
 	step(w, 1, "ann@customer.example writes to support: \"Printer on 3rd floor offline\"")
 	if err := deliver(firstMail); err != nil {
 		return err
 	}
-	ack, err := sink.wait(ctx, 1)
+	ack, err := sink.waitMatch(ctx, toAnn, 1)
 	if err != nil {
 		return err
 	}
-	printMail(w, "auto-reply sent", ack)
+	printMail(w, "auto-reply to the customer", ack)
+	if _, err := sink.waitMatch(ctx, toAlice, 1); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "   → and a notification to the agent alice@demo.example")
 
 	// 2. She answers the auto-reply: threaded by our Message-ID token.
 	step(w, 2, "Ann replies to the auto-reply (In-Reply-To carries our signed token)")
@@ -111,31 +122,59 @@ func Run(ctx context.Context, w io.Writer, opts Options) error {
 	if err := deliver(fmt.Sprintf(followUp, ackID, ackID)); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, d.DB(), func(tx *store.Tx) bool { tk, err := tx.Ticket(1); return err == nil && tk.MessageCount == 3 }); err != nil {
+	if err := waitFor(ctx, d.DB(), stored("printer-2@customer.example")); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "   → joined ticket #1, no second auto-reply")
+	notice, err := sink.waitMatch(ctx, toAlice, 2)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "   → joined ticket #1 (no second auto-reply); Alice is notified again")
 
-	// 3. A stranger guesses the ticket number.
-	step(w, 3, "mallory@elsewhere.example writes with \"[Ticket#1]\" in the subject")
+	// 3. The agent answers from her mail client, with a command on top.
+	step(w, 3, "Alice hits reply on the notification and writes \"#priority high\" and an answer")
+	noticeID := headerOf(notice.data, "Message-Id")
+	if err := deliver(fmt.Sprintf(agentReply, noticeID, noticeID)); err != nil {
+		return err
+	}
+	relay, err := sink.waitMatch(ctx, toAnn, 2)
+	if err != nil {
+		return err
+	}
+	printMail(w, "relayed to the customer, from the support address", relay)
+	fmt.Fprintf(w, "     Text: %s\n", firstLine(bodyOf(relay.data)))
+
+	// 4. A stranger guesses the ticket number.
+	step(w, 4, "mallory@elsewhere.example writes with \"[Ticket#1]\" in the subject")
 	if err := deliver(strangerMail); err != nil {
 		return err
 	}
-	if _, err := sink.wait(ctx, 2); err != nil {
+	if err := waitFor(ctx, d.DB(), stored("guess-1@elsewhere.example")); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "   → not a participant of #1: a new ticket #2 (and its own auto-reply)")
+	var strangerTicket uint64
+	d.DB().View(func(tx *store.Tx) error {
+		strangerTicket, _ = tx.TicketByMessageID("<guess-1@elsewhere.example>")
+		return nil
+	})
+	fmt.Fprintf(w, "   → not a participant of #1: a ticket of their own, #%d\n", strangerTicket)
 
-	// 4. An out-of-office answer: stored, never answered.
-	step(w, 4, "an out-of-office reply arrives (Auto-Submitted: auto-replied)")
+	// 5. An out-of-office answer: stored, never answered.
+	step(w, 5, "an out-of-office reply arrives (Auto-Submitted: auto-replied)")
 	if err := deliver(fmt.Sprintf(outOfOffice, ackID)); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, d.DB(), func(tx *store.Tx) bool { tk, err := tx.Ticket(1); return err == nil && tk.MessageCount == 4 }); err != nil {
+	if err := waitFor(ctx, d.DB(), stored("ooo-1@customer.example")); err != nil {
 		return err
 	}
-	time.Sleep(300 * time.Millisecond) // give a wrong auto-reply the chance to show up
-	fmt.Fprintf(w, "   → recorded on #1, no auto-reply (SMTP has seen %d mails in all)\n", len(sink.messages()))
+	time.Sleep(300 * time.Millisecond) // give a wrong answer the chance to show up
+	toAnnCount := 0
+	for _, m := range sink.messages() {
+		if toAnn(m) {
+			toAnnCount++
+		}
+	}
+	fmt.Fprintf(w, "   → recorded on #1; Ann got %d mails in all (the auto-reply and Alice's answer), no reply to the out-of-office\n", toAnnCount)
 
 	fmt.Fprintf(w, "\nTickets now:\n")
 	err = d.DB().View(func(tx *store.Tx) error {
@@ -144,9 +183,9 @@ func Run(ctx context.Context, w io.Writer, opts Options) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ID\tSTATUS\tREQUESTER\tMESSAGES\tSUBJECT")
+		fmt.Fprintln(tw, "  ID\tSTATUS\tPRIORITY\tREQUESTER\tMESSAGES\tSUBJECT")
 		for _, tk := range tks {
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\n", tk.ID, tk.Status, tk.Requester, tk.MessageCount, tk.Subject)
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\t%s\n", tk.ID, tk.Status, tk.Priority, tk.Requester, tk.MessageCount, tk.Subject)
 		}
 		tw.Flush()
 		msgs, err := tx.Messages(1)
@@ -159,7 +198,7 @@ func Run(ctx context.Context, w io.Writer, opts Options) error {
 			if how == "" {
 				how = "-"
 			}
-			fmt.Fprintf(w, "  %-3s %-10s from %-28s matched_by=%-10s %s\n", m.Direction, m.Kind, m.From, how, firstLine(m.Text))
+			fmt.Fprintf(w, "  %-3s %-12s from %-24s matched_by=%-6s %s\n", m.Direction, m.Kind, m.From, how, firstLine(m.Text))
 		}
 		return nil
 	})
@@ -263,12 +302,18 @@ func (s *sink) messages() []received {
 	return append([]received(nil), s.got...)
 }
 
-// wait returns the n-th mail (1-based) once it has arrived.
-func (s *sink) wait(ctx context.Context, n int) (received, error) {
+// waitMatch returns the n-th mail (1-based) that match accepts, once it
+// has arrived.
+func (s *sink) waitMatch(ctx context.Context, match func(received) bool, n int) (received, error) {
 	timeout := time.After(stepTimeout)
 	for {
-		if got := s.messages(); len(got) >= n {
-			return got[n-1], nil
+		seen := 0
+		for _, m := range s.messages() {
+			if match(m) {
+				if seen++; seen == n {
+					return m, nil
+				}
+			}
 		}
 		select {
 		case <-s.new:
@@ -333,9 +378,22 @@ func headerOf(raw []byte, name string) string {
 	return r.Header.Get(name)
 }
 
+func bodyOf(raw []byte) string {
+	r, err := mail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		return ""
+	}
+	p, err := r.NextPart()
+	if err != nil {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(p.Body, 4096))
+	return string(b)
+}
+
 func printMail(w io.Writer, what string, m received) {
 	fmt.Fprintf(w, "   → %s to %s:\n", what, strings.Join(m.to, ", "))
-	for _, h := range []string{"Subject", "Message-Id", "In-Reply-To", "Auto-Submitted", "X-Auto-Response-Suppress"} {
+	for _, h := range []string{"From", "Subject", "Message-Id", "In-Reply-To", "Auto-Submitted", "X-Auto-Response-Suppress"} {
 		if v := headerOf(m.data, h); v != "" {
 			fmt.Fprintf(w, "     %s: %s\n", h, v)
 		}
@@ -377,6 +435,25 @@ It is the HP LaserJet next to the kitchen, asset tag 4711.
 
 On Tue, Nov 24, 2026 support wrote:
 > We have received your request.
+`
+
+const agentReply = `From: Alice <alice@demo.example>
+To: support@demo.example
+Subject: Re: [Ticket#1] Printer on 3rd floor offline
+Message-ID: <alice-1@demo.example>
+In-Reply-To: %s
+References: %s
+Date: Tue, 24 Nov 2026 10:06:00 +0000
+Content-Type: text/plain; charset=utf-8
+
+#priority high
+
+Hi Ann, a technician is on the way with a new fuser unit.
+
+Alice
+
+On Tue, Nov 24, 2026 at 10:05, Ann Example via support wrote:
+> It is the HP LaserJet next to the kitchen, asset tag 4711.
 `
 
 const strangerMail = `From: Mallory <mallory@elsewhere.example>

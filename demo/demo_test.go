@@ -19,9 +19,13 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 		"Auto-Submitted: auto-replied",
 		"In-Reply-To: <printer-1@customer.example>",
 		"joined ticket #1",
-		"new ticket #2",
-		"SMTP has seen 2 mails in all",
+		"notification to the agent",
+		"relayed to the customer",
+		"a technician is on the way",
+		"a ticket of their own, #2",
+		"Ann got 2 mails in all",
 		"matched_by=token",
+		"agent ",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())

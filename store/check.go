@@ -16,7 +16,9 @@ import (
 //     ticket's message_count equals its number of messages;
 //   - every msgids entry points to an existing message or quarantined mail;
 //   - every queued or dead outbound mail points to an existing message;
-//   - no ticket ID exceeds the ticket sequence.
+//   - no ticket ID exceeds the ticket sequence;
+//   - a ticket's merged_into names another existing ticket, and following
+//     merged_into from any ticket ends at an unmerged one (no cycle).
 func (db *DB) Check() error {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -49,6 +51,30 @@ func (db *DB) Check() error {
 			}
 			counts[id] = 0
 			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tickets.ForEach(func(k, v []byte) error {
+			id := binary.BigEndian.Uint64(k)
+			for hops, cur := 0, id; ; hops++ {
+				var tk Ticket
+				if json.Unmarshal(tickets.Get(u64(cur)), &tk) != nil || tk.MergedInto == 0 {
+					return nil
+				}
+				switch {
+				case tk.MergedInto == cur:
+					bad("ticket %d: merged into itself", cur)
+					return nil
+				case tickets.Get(u64(tk.MergedInto)) == nil:
+					bad("ticket %d: merged into missing ticket %d", cur, tk.MergedInto)
+					return nil
+				case hops > len(counts):
+					bad("ticket %d: merged_into chain has a cycle", id)
+					return nil
+				}
+				cur = tk.MergedInto
+			}
 		})
 		if err != nil {
 			return err

@@ -46,6 +46,11 @@ type Ticket struct {
 	// ThreadIDs are the Message-IDs of the conversation, oldest first, capped,
 	// for the References header of outbound mail.
 	ThreadIDs []string `json:"thread_ids,omitempty"`
+	// MergedInto is the ticket this one was merged into (0: not merged). A
+	// merged ticket keeps its messages; mail that threads to it is stored on
+	// the end of the MergedInto chain instead. It never points to the ticket
+	// itself, to a missing ticket, or into a cycle (Check).
+	MergedInto uint64 `json:"merged_into,omitempty"`
 }
 
 // Attachment is what we record of an attachment (the bytes stay in raw).

@@ -182,9 +182,9 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) (res Result, err error)
 	}
 	verdict := autoreply.Classify(msg, e.own)
 
-	var s *step
+	s := &step{}
 	err = e.db.Update(func(tx *store.Tx) error {
-		s = &step{e: e, tx: tx, mb: mb, in: in, msg: msg, verdict: verdict, now: e.now()}
+		s = &step{e: e, tx: tx, via: mb, mb: mb, in: in, msg: msg, verdict: verdict, now: e.now()}
 		if err := tx.AdvanceCheckpoint(in.Mailbox, in.UIDValidity, in.UID); err != nil {
 			return err
 		}
@@ -221,7 +221,8 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) (res Result, err error)
 type step struct {
 	e       *Engine
 	tx      *store.Tx
-	mb      Mailbox
+	via     Mailbox // the mailbox the mail arrived in
+	mb      Mailbox // the mailbox outbound mail comes from: the ticket's
 	in      Inbound
 	msg     *threading.Message
 	verdict autoreply.Verdict
@@ -243,7 +244,7 @@ func (s *step) run(key string) error {
 		s.res.Rule = threading.RuleNew
 		if fromAgent {
 			if why := e.foreignToken(msg, ag); why != "" {
-				s.res.Suspect = why
+				s.suspect(ag, why)
 			}
 		}
 		return s.newTicket(key)
@@ -256,6 +257,12 @@ func (s *step) run(key string) error {
 		return err
 	}
 	s.res.TicketID = tk.ID
+	// Outbound mail about a ticket comes from the ticket's mailbox, also
+	// when the mail arrived through another one (a customer who wrote to
+	// two of our addresses, a ticket merged across mailboxes).
+	if tmb, ok := e.mailboxes[tk.Mailbox]; ok {
+		s.mb = tmb
+	}
 	if fromAgent {
 		switch r, why := s.identify(ag, match, tk); r {
 		case roleAction:
@@ -263,11 +270,18 @@ func (s *step) run(key string) error {
 		case roleDirect, roleAutomated:
 			return s.agentRecord(tk, key, r)
 		default:
-			s.res.Suspect = why
-			s.warnings = append(s.warnings, "suspected spoof of agent "+ag.Email+": "+why)
+			s.suspect(ag, why)
 		}
 	}
 	return s.customerReply(tk, key)
+}
+
+// suspect marks the mail, from agent ag's address, as a suspected spoof:
+// it is handled as customer mail, with the reason on the stored message
+// and in the log.
+func (s *step) suspect(ag Agent, why string) {
+	s.res.Suspect = why
+	s.warnings = append(s.warnings, "suspected spoof of agent "+ag.Email+": "+why)
 }
 
 // match is threading.Match, plus tokens bound to the Email of a team the
@@ -345,27 +359,16 @@ func (s *step) storeInbound(id uint64, kind, key string) (*store.Message, error)
 }
 
 // followMerges returns the ticket at the end of tk's merged_into chain,
-// where mail for tk now goes.
+// where mail for tk now goes, and notes the redirection on the message.
 func (s *step) followMerges(tk *store.Ticket) (*store.Ticket, error) {
-	first := tk.ID
-	seen := map[uint64]bool{tk.ID: true}
-	for tk.MergedInto != 0 && !seen[tk.MergedInto] {
-		next, err := s.tx.Ticket(tk.MergedInto)
-		if errors.Is(err, store.ErrNotFound) {
-			// QUIRK: a dangling merged_into (Check reports it) keeps the
-			// mail on the last ticket that exists rather than losing it.
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		seen[next.ID] = true
-		tk = next
+	end, err := mergeEnd(s.tx, tk)
+	if err != nil {
+		return nil, err
 	}
-	if tk.ID != first {
-		s.warnings = append(s.warnings, fmt.Sprintf("ticket #%d was merged into #%d", first, tk.ID))
+	if end.ID != tk.ID {
+		s.warnings = append(s.warnings, fmt.Sprintf("ticket #%d was merged into #%d", tk.ID, end.ID))
 	}
-	return tk, nil
+	return end, nil
 }
 
 // parse never panics: a panic in the parser is turned into a quarantine

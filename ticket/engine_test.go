@@ -75,13 +75,44 @@ func (h *harness) handle(raw string) Result {
 	return res
 }
 
+// outbox is the queued mail to customers: everything but the
+// notifications to agents.
 func (h *harness) outbox() []store.Outbound {
+	h.t.Helper()
+	var out []store.Outbound
+	for _, o := range h.outboxAll() {
+		if h.kindOf(o) != store.KindNotification {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// outboxAll is every queued mail, oldest first.
+func (h *harness) outboxAll() []store.Outbound {
 	h.t.Helper()
 	due, err := h.db.OutboxDue(h.now.Add(24*time.Hour), 0)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return due
+}
+
+// kindOf is the kind of the message that records an outbound mail.
+func (h *harness) kindOf(o store.Outbound) string {
+	h.t.Helper()
+	var kind string
+	err := h.db.View(func(tx *store.Tx) error {
+		m, err := tx.Message(o.TicketID, o.MessageSeq)
+		if err == nil {
+			kind = m.Kind
+		}
+		return err
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return kind
 }
 
 func (h *harness) ticket(id uint64) *store.Ticket {
@@ -122,8 +153,8 @@ func TestSameMailTwiceIsOneTicketOneAck(t *testing.T) {
 			if n := len(h.outbox()); n != 1 {
 				t.Errorf("%d outbound mails, want 1", n)
 			}
-			if h.ticket(1).MessageCount != 2 {
-				t.Errorf("message count %d, want 2 (mail + ack)", h.ticket(1).MessageCount)
+			if h.ticket(1).MessageCount != 3 {
+				t.Errorf("message count %d, want 3 (mail + ack + notification to alice)", h.ticket(1).MessageCount)
 			}
 		})
 	}
@@ -210,8 +241,8 @@ func TestStrangerCannotJoinByTicketNumber(t *testing.T) {
 	if r.Rule != threading.RuleNew || r.TicketID != 2 {
 		t.Fatalf("stranger: %+v", r)
 	}
-	if h.ticket(1).MessageCount != 2 {
-		t.Errorf("ticket 1 changed: %d messages", h.ticket(1).MessageCount)
+	if h.ticket(1).MessageCount != 3 {
+		t.Errorf("ticket 1 changed: %d messages, want 3 (mail + ack + notification)", h.ticket(1).MessageCount)
 	}
 }
 
@@ -219,18 +250,21 @@ func TestHeaderInjectionThroughSubjectIsNeutralised(t *testing.T) {
 	h := newHarness(t)
 	// An encoded-word that decodes to CR LF followed by a header.
 	h.handle(msg("ann@example.org", "=?utf-8?q?Hello=0D=0ABcc:_victim@example.net?=", "inj@example.org"))
-	out := h.outbox()
-	if len(out) != 1 {
-		t.Fatalf("%d outbound", len(out))
+	// The acknowledgement and the notification to alice both carry the subject.
+	out := h.outboxAll()
+	if len(out) != 2 {
+		t.Fatalf("%d outbound, want ack + notification", len(out))
 	}
-	head, _, _ := bytes.Cut(out[0].Raw, []byte("\r\n\r\n"))
-	for _, line := range strings.Split(string(head), "\r\n") {
-		if strings.HasPrefix(strings.ToLower(line), "bcc:") {
-			t.Fatalf("injected header in acknowledgement: %q", line)
+	for _, o := range out {
+		head, _, _ := bytes.Cut(o.Raw, []byte("\r\n\r\n"))
+		for _, line := range strings.Split(string(head), "\r\n") {
+			if strings.HasPrefix(strings.ToLower(line), "bcc:") {
+				t.Fatalf("injected header in outbound mail: %q", line)
+			}
 		}
-	}
-	if len(out[0].To) != 1 {
-		t.Errorf("recipients %v", out[0].To)
+		if len(o.To) != 1 {
+			t.Errorf("recipients %v", o.To)
+		}
 	}
 }
 
