@@ -30,8 +30,8 @@ fmt-check:
 demo: ## run the self-contained demo (in-process IMAP and SMTP on loopback)
 	$(GO) run ./cmd/helpdesk demo
 
-bench: ## end-to-end and unit benchmarks (Dovecot + SMTP sink on loopback)
-	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -benchmem -timeout 30m ./bench/ ./store/ ./outbox/ ./threading/ ./quote/
+bench: ## the benchmark harness (Dovecot + SMTP sink on loopback); writes BENCHMARKS.md. Sizes: BENCH_ARGS='-n=2000 -runs=3 ...'
+	$(GO) test -run='^TestHarness$$' -count=1 -v -timeout 60m ./bench -args -harness -out=$(CURDIR)/BENCHMARKS.md $(BENCH_ARGS)
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10m)
 	@for spec in threading:FuzzParse threading:FuzzFindTag quote:FuzzStrip config:FuzzLoad; do \

@@ -34,7 +34,9 @@ type Ticket struct {
 }
 
 // Message is one message of a ticket as CONTRACT.md shows it, with
-// matched_by (the threading rule), automated and delivery as extensions.
+// matched_by (the threading rule), automated, delivery and warnings (what
+// helpdesk noticed: a bounce's failed recipients, a relay to an address on
+// hold, a suspected spoof) as extensions.
 // matched_by is always present so scripts can rely on the key; it is ""
 // for the mail we sent and for internal records.
 type Message struct {
@@ -51,6 +53,7 @@ type Message struct {
 	MatchedBy   string             `json:"matched_by"`
 	Automated   string             `json:"automated,omitempty"`
 	Delivery    *store.Delivery    `json:"delivery,omitempty"`
+	Warnings    []string           `json:"warnings,omitempty"`
 }
 
 // Quarantined is a quarantined mail without its bytes.
@@ -86,7 +89,7 @@ func TicketJSON(tk *store.Ticket, msgs []store.Message) Ticket {
 			MessageID: id, Direction: m.Direction, Kind: m.Kind, From: m.From,
 			To: nonNil(m.To), Cc: m.Cc, Date: m.Date.UTC(), Subject: m.Subject, Text: m.Text,
 			Attachments: nonNilAttachments(m.Attachments), MatchedBy: m.MatchedBy,
-			Automated: m.Automated, Delivery: m.Delivery,
+			Automated: m.Automated, Delivery: m.Delivery, Warnings: m.Warnings,
 		})
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,9 @@ type Server struct {
 	Registry *prometheus.Registry
 	Health   Health
 	Log      *slog.Logger
+	// Quarantine, when set, serves POST /api/quarantine/{id}/replay and
+	// /release (loopback only, see quarantineAction).
+	Quarantine Quarantiner
 
 	srv *http.Server
 	ln  net.Listener
@@ -67,6 +71,9 @@ func (s *Server) Handler() http.Handler {
 		out, err := r.ListQuarantine()
 		s.reply(w, out, err)
 	})
+	if s.Quarantine != nil {
+		mux.HandleFunc("POST /api/quarantine/{id}/{action}", s.quarantineAction)
+	}
 	mux.HandleFunc("GET /api/backup", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		if _, err := s.DB.Backup(w); err != nil {
@@ -83,7 +90,17 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.reply(w, map[string]any{"ok": err == nil, "result": msg}, nil)
 	})
-	return mux
+	// /healthz and /metrics may be scraped from elsewhere when http.listen
+	// is not loopback; ticket data and backups never leave this machine.
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasPrefix(req.URL.Path, "/api/") {
+			if why := loopbackOnly(req); why != "" {
+				http.Error(w, why, http.StatusForbidden)
+				return
+			}
+		}
+		mux.ServeHTTP(w, req)
+	})
 }
 
 func (s *Server) reply(w http.ResponseWriter, v any, err error) {

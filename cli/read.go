@@ -103,37 +103,6 @@ func newTicketsCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func newQuarantineCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "quarantine", Short: "Mails that could not become tickets", Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error { c.Help(); return usagef("quarantine needs list") }}
-	var asJSON bool
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List quarantined mails with their reasons",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			return e.withReader(func(r admin.Reader) error {
-				qs, err := r.ListQuarantine()
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					return writeJSON(e.stdout, qs)
-				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tMAILBOX\tUID\tFROM\tREASON")
-				for _, q := range qs {
-					fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", q.ID, q.Mailbox, q.UID, oneLine(q.From, 40), oneLine(q.Reason, 80))
-				}
-				return tw.Flush()
-			})
-		},
-	}
-	list.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
-	cmd.AddCommand(list)
-	return cmd
-}
-
 func newBackupCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "backup FILE",
@@ -265,6 +234,9 @@ func writeTicket(w io.Writer, t admin.Ticket) error {
 			fmt.Fprint(w, "]")
 		}
 		fmt.Fprintf(w, "\nSubject: %s\n", oneLine(m.Subject, 200))
+		for _, warning := range m.Warnings {
+			fmt.Fprintf(w, "Warning: %s\n", oneLine(warning, 300))
+		}
 		for _, a := range m.Attachments {
 			fmt.Fprintf(w, "Attachment: %s (%s, %d bytes)\n", oneLine(a.Filename, 100), a.ContentType, a.Size)
 		}

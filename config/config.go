@@ -71,6 +71,8 @@ type Config struct {
 	Limits Limits `mapstructure:"limits"`
 	// Security configures which upstream authentication results are trusted.
 	Security Security `mapstructure:"security"`
+	// Alerts configures how the administrator hears of trouble.
+	Alerts Alerts `mapstructure:"alerts"`
 }
 
 // HTTP is the local HTTP listener.
@@ -236,6 +238,14 @@ type Autoreply struct {
 	Template string `mapstructure:"template"`
 	// GlobalMaxPerHour caps all auto-replies together. Default 200.
 	GlobalMaxPerHour int `mapstructure:"global_max_per_hour"`
+	// PauseAfter auto-replies to one address refused by its rate limit
+	// within Per trip the circuit breaker: automatic mail to the address
+	// stops for PauseFor and the administrator is alerted. Defaults 3, 24h.
+	PauseAfter int           `mapstructure:"pause_after"`
+	PauseFor   time.Duration `mapstructure:"pause_for"`
+	// UndeliverableFor is how long an address that bounced permanently
+	// gets no automatic mail. Default 24h.
+	UndeliverableFor time.Duration `mapstructure:"undeliverable_for"`
 }
 
 // Outbox configures delivery retries.
@@ -252,6 +262,13 @@ type Outbox struct {
 type Limits struct {
 	// MaxMessageBytes is the largest mail processed. Default 25 MiB.
 	MaxMessageBytes ByteSize `mapstructure:"max_message_bytes"`
+}
+
+// Alerts configures alerts to the administrator. Alerts are always logged
+// at ERROR; this adds mail.
+type Alerts struct {
+	// AdminEmail, when set, also gets each alert by mail. Default "".
+	AdminEmail string `mapstructure:"admin_email"`
 }
 
 // Security configures trust in upstream checks.
@@ -279,6 +296,9 @@ const (
 	defaultMinBackoff       = 30 * time.Second
 	defaultMaxBackoff       = time.Hour
 	defaultMaxMessageBytes  = 25 * MiB
+	defaultPauseAfter       = 3
+	defaultPauseFor         = 24 * time.Hour
+	defaultUndeliverableFor = 24 * time.Hour
 )
 
 // defaults returns a Config holding every static default. Decoding into it
@@ -300,6 +320,9 @@ func defaults() *Config {
 			MaxPerSender:     defaultMaxPerSender,
 			Per:              defaultAutoreplyPer,
 			GlobalMaxPerHour: defaultGlobalMaxPerHour,
+			PauseAfter:       defaultPauseAfter,
+			PauseFor:         defaultPauseFor,
+			UndeliverableFor: defaultUndeliverableFor,
 		},
 		Outbox: Outbox{
 			MaxAttempts: defaultMaxAttempts,

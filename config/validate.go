@@ -21,7 +21,7 @@ import (
 func finish(c *Config, dir string) error {
 	steps := []func(*Config, string) error{
 		checkTop, checkTicket, checkSMTP, checkMailboxes,
-		checkTeamsAndAgents, checkAutoreply, checkOutboxLimitsSecurity,
+		checkTeamsAndAgents, checkAutoreply, checkOutboxLimitsSecurity, checkAlerts,
 	}
 	for _, step := range steps {
 		if err := step(c, dir); err != nil {
@@ -272,6 +272,15 @@ func checkAutoreply(c *Config, dir string) error {
 	if a.GlobalMaxPerHour < 1 {
 		return errorf("autoreply.global_max_per_hour", "must be at least 1 (got %d); to send no auto-replies set autoreply.enabled: false", a.GlobalMaxPerHour)
 	}
+	if a.PauseAfter < 1 {
+		return errorf("autoreply.pause_after", "must be at least 1 (got %d)", a.PauseAfter)
+	}
+	if err := positive("autoreply.pause_for", a.PauseFor); err != nil {
+		return err
+	}
+	if err := positive("autoreply.undeliverable_for", a.UndeliverableFor); err != nil {
+		return err
+	}
 	if a.Template != "" {
 		p := resolvePath(dir, a.Template)
 		// Check now rather than at the first new ticket, hours later.
@@ -303,6 +312,23 @@ func checkOutboxLimitsSecurity(c *Config, _ string) error {
 	}
 	if id := c.Security.TrustedAuthservID; id != "" && strings.ContainsAny(id, " \t;\"\\()") {
 		return errorf("security.trusted_authserv_id", "must be a single token like mx.example.com (got %q)", id)
+	}
+	return nil
+}
+
+func checkAlerts(c *Config, _ string) error {
+	addr := c.Alerts.AdminEmail
+	if addr == "" {
+		return nil
+	}
+	if err := checkEmail("alerts.admin_email", addr, false); err != nil {
+		return err
+	}
+	for i, m := range c.Mailboxes {
+		if strings.EqualFold(addr, m.Address) || strings.EqualFold(addr, m.CommentAddress) {
+			// An alert would come back in as mail to the help desk.
+			return errorf("alerts.admin_email", "must not be an address of mailboxes[%d] (got %q)", i, addr)
+		}
 	}
 	return nil
 }

@@ -24,6 +24,26 @@ func (h handler) Handle(ctx context.Context, d inbox.Delivery) (inbox.Dispositio
 	if err != nil {
 		return inbox.Disposition{}, err
 	}
+	return h.done(d, res), nil
+}
+
+// HandleBatch makes handler an inbox.BatchHandler: the engine commits the
+// mail the inbox read meanwhile in one transaction (group commit).
+func (h handler) HandleBatch(ctx context.Context, ds []inbox.Delivery) ([]inbox.Disposition, error) {
+	ins := make([]ticket.Inbound, len(ds))
+	for i, d := range ds {
+		ins[i] = ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw}
+	}
+	results, err := h.engine.HandleBatch(ctx, ins)
+	disps := make([]inbox.Disposition, len(results))
+	for i, res := range results {
+		disps[i] = h.done(ds[i], res)
+	}
+	return disps, err
+}
+
+// done logs a committed mail's outcome.
+func (h handler) done(d inbox.Delivery, res ticket.Result) inbox.Disposition {
 	switch {
 	case res.Quarantined && res.Rule != "duplicate":
 		h.log.Warn("mail quarantined", "uid", d.UID, "reason", res.Reason)
@@ -32,7 +52,7 @@ func (h handler) Handle(ctx context.Context, d inbox.Delivery) (inbox.Dispositio
 	default:
 		h.log.Info("mail stored", "uid", d.UID, "ticket", res.TicketID, "matched_by", res.Rule, "acked", res.Acked, "note", res.Reason)
 	}
-	return inbox.Disposition{Quarantined: res.Quarantined}, nil
+	return inbox.Disposition{Quarantined: res.Quarantined}
 }
 
 // state gives the inbox loops their checkpoints and pending flags.
@@ -56,16 +76,36 @@ type queue struct{ db *store.DB }
 
 func (q queue) Due(now time.Time, limit int) ([]outbox.Item, error) {
 	due, err := q.db.OutboxDue(now, limit)
+	return outboxItems(due), err
+}
+
+// DueAfter makes queue an outbox.CursorQueue.
+func (q queue) DueAfter(now time.Time, after outbox.Item, limit int) ([]outbox.Item, error) {
+	due, err := q.db.OutboxDueAfter(now, after.NextAttempt, after.ID, limit)
+	return outboxItems(due), err
+}
+
+func outboxItems(due []store.Outbound) []outbox.Item {
 	items := make([]outbox.Item, 0, len(due))
 	for _, o := range due {
 		items = append(items, outbox.Item{ID: o.ID, From: o.From, To: o.To, Raw: o.Raw,
 			Attempts: o.Attempts, NextAttempt: o.NextAttempt, LastError: o.LastError})
 	}
-	return items, err
+	return items
 }
 
 func (q queue) NextDue() (time.Time, bool, error)  { return q.db.OutboxNextDue() }
 func (q queue) Sent(id uint64, at time.Time) error { return q.db.OutboxSent(id, at) }
+
+// SentBatch makes queue an outbox.BatchQueue: deliveries recorded in one
+// transaction.
+func (q queue) SentBatch(sent []outbox.Delivered) error {
+	batch := make([]store.SentAt, len(sent))
+	for i, d := range sent {
+		batch[i] = store.SentAt{ID: d.ID, At: d.At}
+	}
+	return q.db.OutboxSentBatch(batch)
+}
 func (q queue) Retry(id uint64, attempts int, next time.Time, lastErr string) error {
 	return q.db.OutboxRetry(id, attempts, next, lastErr)
 }

@@ -55,7 +55,9 @@ type Daemon struct {
 	log      *slog.Logger
 	db       *store.DB
 	registry *prometheus.Registry
-	admin    *admin.Server
+	// breakerTrips counts tripped circuit breakers (loops.go).
+	breakerTrips prometheus.Counter
+	admin        *admin.Server
 
 	mu      sync.Mutex
 	cfg     *config.Config
@@ -77,6 +79,7 @@ func Open(opts Options) (*Daemon, error) {
 	d := &Daemon{opts: opts, log: opts.Log, db: db, cfg: opts.Config, registry: prometheus.NewRegistry()}
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.registerMetrics()
+	d.registerLoopMetrics()
 	return d, nil
 }
 
@@ -98,7 +101,7 @@ func (d *Daemon) Close() error { return d.db.Close() }
 func (d *Daemon) Run(ctx context.Context) error {
 	d.started = time.Now()
 	if addr := d.cfg.HTTP.Listen; addr != "" {
-		d.admin = &admin.Server{DB: d.db, Registry: d.registry, Log: d.log, Health: d.health}
+		d.admin = &admin.Server{DB: d.db, Registry: d.registry, Log: d.log, Health: d.health, Quarantine: liveQuarantine{d}}
 		if err := d.admin.Listen(addr); err != nil {
 			return err
 		}
@@ -188,6 +191,7 @@ func (d *Daemon) start(ctx context.Context) (wait func(), err error) {
 		},
 	}
 	engine.Queued = worker.Kick
+	engine.Alerted = d.alerted
 	var boxes []*inbox.Mailbox
 	for _, mb := range cfg.Mailboxes {
 		// The inbox adds the mailbox name to its own log lines.
@@ -253,6 +257,11 @@ func engineConfig(cfg *config.Config) ticket.Config {
 		MaxMessageBytes:  int(cfg.Limits.MaxMessageBytes),
 
 		TrustedAuthservID: cfg.Security.TrustedAuthservID,
+
+		BreakerTrips:     cfg.Autoreply.PauseAfter,
+		BreakerPause:     cfg.Autoreply.PauseFor,
+		UndeliverableFor: cfg.Autoreply.UndeliverableFor,
+		AdminEmail:       cfg.Alerts.AdminEmail,
 	}
 	for _, mb := range cfg.Mailboxes {
 		tc.Mailboxes = append(tc.Mailboxes, ticket.Mailbox{Name: mb.Name, Address: strings.ToLower(mb.Address),
@@ -267,9 +276,11 @@ func engineConfig(cfg *config.Config) ticket.Config {
 	return tc
 }
 
-// IMAPConfig translates one configured mailbox for the inbox package.
+// IMAPConfig translates one configured mailbox for the inbox package. A
+// mailbox with an oauth2 block logs in with access tokens from its own
+// cached refresh-token grant (see oauthTokens) instead of a password.
 func IMAPConfig(mb config.Mailbox, roots *x509.CertPool) inbox.Config {
-	return inbox.Config{
+	ic := inbox.Config{
 		Name:               mb.Name,
 		Host:               mb.IMAP.Host,
 		Port:               mb.IMAP.Port,
@@ -283,6 +294,11 @@ func IMAPConfig(mb config.Mailbox, roots *x509.CertPool) inbox.Config {
 		PollInterval:       mb.PollInterval,
 		IDLE:               mb.IDLE,
 	}
+	if mb.IMAP.OAuth2 != nil {
+		ic.Password = ""
+		ic.Token = newOAuthTokens(*mb.IMAP.OAuth2).Token
+	}
+	return ic
 }
 
 // SMTPConfig translates the smtp section for the outbox package.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func (e *env) start() {
 	e.t.Helper()
 	d, err := daemon.Open(daemon.Options{
 		Config:  e.cfg,
-		Log:     slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:     slog.New(slog.NewTextHandler(newTestWriter(e.t), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		RootCAs: e.dove.Cert.Pool,
 	})
 	if err != nil {
@@ -107,10 +108,31 @@ func (e *env) stop() {
 	e.d = nil
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter sends log lines to t.Log until the test's cleanup starts;
+// goroutines that log later (a send finishing after shutdown) are dropped
+// instead of panicking the test binary.
+type testWriter struct {
+	t    *testing.T
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newTestWriter(t *testing.T) testWriter {
+	w := testWriter{t: t, mu: new(sync.Mutex), done: new(bool)}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		*w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s", bytes.TrimRight(p, "\n"))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Logf("%s", bytes.TrimRight(p, "\n"))
+	}
 	return len(p), nil
 }
 

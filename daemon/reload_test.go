@@ -19,12 +19,14 @@ func TestReloadAppliesGoodConfigAndRefusesBadOne(t *testing.T) {
 	e := newEnv(t, mailtest.SMTPOptions{})
 	reload := make(chan struct{})
 	next := make(chan func() (*config.Config, error), 1)
+	states := make(chan string, 16)
 	d, err := daemon.Open(daemon.Options{
 		Config:     e.cfg,
-		Log:        slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Log:        slog.New(slog.NewTextHandler(newTestWriter(t), nil)),
 		RootCAs:    e.dove.Cert.Pool,
 		Reload:     reload,
 		LoadConfig: func() (*config.Config, error) { return (<-next)() },
+		Notify:     func(state string) { states <- state },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +40,22 @@ func TestReloadAppliesGoodConfigAndRefusesBadOne(t *testing.T) {
 		d.Close()
 	})
 	e.d = nil // this test runs its own daemon
+	// awaitReady waits for the READY=1 that ends a reload (or the start), so
+	// no mail is handled by the loops of the configuration being replaced.
+	awaitReady := func() {
+		t.Helper()
+		for {
+			select {
+			case s := <-states:
+				if s == "READY=1" {
+					return
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("daemon never became ready")
+			}
+		}
+	}
+	awaitReady()
 	view := func(fn func(tx *store.Tx) bool) bool {
 		var ok bool
 		d.DB().View(func(tx *store.Tx) error { ok = fn(tx); return nil })
@@ -61,6 +79,7 @@ func TestReloadAppliesGoodConfigAndRefusesBadOne(t *testing.T) {
 	// A broken config is refused: still running, still acknowledging.
 	next <- func() (*config.Config, error) { return nil, errors.New("config: smtp.port: bad") }
 	reload <- struct{}{}
+	awaitReady()
 	e.deliver(mailFrom("Bob <bob@example.org>", "After bad reload", "r2@example.org"))
 	waitTicket(2)
 	e.smtp.WaitFor(t, 2, 15*time.Second)
@@ -70,6 +89,7 @@ func TestReloadAppliesGoodConfigAndRefusesBadOne(t *testing.T) {
 	quiet.Autoreply.Enabled = false
 	next <- func() (*config.Config, error) { return &quiet, nil }
 	reload <- struct{}{}
+	awaitReady()
 	e.deliver(mailFrom("Carl <carl@example.org>", "After good reload", "r3@example.org"))
 	waitTicket(3)
 	time.Sleep(500 * time.Millisecond)

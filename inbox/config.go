@@ -52,6 +52,13 @@ type Config struct {
 	RootCAs            *x509.CertPool
 
 	Username, Password string
+	// Token, when set, supplies an OAuth 2.0 access token for Username, and
+	// Password is ignored: login uses SASL XOAUTH2 if the server offers it,
+	// else OAUTHBEARER (Microsoft 365 and Gmail require one of them). It is
+	// called once per login, bounded by CommandTimeout, and must cache and
+	// refresh tokens itself; its error ends the session like any other
+	// (retried after a backoff). The token is never logged.
+	Token func(ctx context.Context) (string, error)
 
 	// Folder is the folder to read (default INBOX).
 	Folder string

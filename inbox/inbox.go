@@ -12,8 +12,10 @@
 //     handled, and the same UID is retried after a backoff; nothing is ever
 //     skipped because it failed.
 //   - Messages are handed to the handler in ascending UID order, one at a
-//     time, and are fetched with BODY.PEEK[] so that reading never sets
-//     \Seen.
+//     time, or in groups to a BatchHandler (pipeline.go: a reader goroutine
+//     streams the next messages, within a bounded read-ahead, while the
+//     handler commits a group), and are fetched with BODY.PEEK[] so that
+//     reading never sets \Seen.
 //   - The checkpoint (State.Checkpoint) is owned by the handler: it records
 //     (UIDVALIDITY, last UID) in the same transaction that stores the mail,
 //     together with a "pending flag" for that UID. After a crash between the

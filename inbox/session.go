@@ -24,9 +24,11 @@ import (
 // is closed under it. A handler in flight is never interrupted.
 const shutdownGrace = time.Second
 
-// maxPrealloc caps the buffer reserved up front for one message; larger
-// messages still work, the buffer just grows while reading.
-const maxPrealloc = 32 << 20
+// maxPrealloc caps the buffer reserved up front for one message, in case a
+// server announces an absurd size; a larger message still works, the
+// buffer just grows while reading. Up to the cap the buffer is exactly the
+// message's size: growing a 30 MB buffer by doubling would cost twice that.
+const maxPrealloc = 256 << 20
 
 // errClosedByServer reports a connection the server (or the network)
 // closed while the loop was waiting.
@@ -78,7 +80,7 @@ func (m *Mailbox) session(ctx context.Context) (synced bool, err error) {
 		watcher.Wait()
 	}()
 
-	s, err := m.open(c, exists, false)
+	s, err := m.open(ctx, c, exists, false)
 	if err != nil {
 		return false, err
 	}
@@ -125,7 +127,7 @@ func (m *Mailbox) Check(ctx context.Context) error {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
-	if _, err := m.open(c, nil, true); err != nil {
+	if _, err := m.open(ctx, c, nil, true); err != nil {
 		return fmt.Errorf("mailbox %q: %w", m.cfg.Name, err)
 	}
 	m.logout(c)
@@ -206,16 +208,15 @@ func (m *Mailbox) connect(ctx context.Context, exists chan struct{}) (*imapclien
 	return c, nil
 }
 
-// open logs in and selects the folder (read-only for check). Unless
-// checking, it creates MoveTo when missing.
-func (m *Mailbox) open(c *imapclient.Client, exists chan struct{}, check bool) (*session, error) {
+// open logs in (see login) and selects the folder (read-only for check).
+// Unless checking, it creates MoveTo when missing.
+func (m *Mailbox) open(ctx context.Context, c *imapclient.Client, exists chan struct{}, check bool) (*session, error) {
 	cfg := m.cfg
-	err := m.await(c, func() error { return c.Login(cfg.Username, cfg.Password).Wait() })
-	if err != nil {
-		return nil, fmt.Errorf("login to %s as %q: %w", cfg.addr(), cfg.Username, err)
+	if err := m.login(ctx, c); err != nil {
+		return nil, err
 	}
 	var sel *imap.SelectData
-	err = m.await(c, func() (err error) {
+	err := m.await(c, func() (err error) {
 		sel, err = c.Select(cfg.Folder, &imap.SelectOptions{ReadOnly: check}).Wait()
 		return err
 	})
@@ -322,7 +323,19 @@ func (m *Mailbox) round(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
+	bh, pipelined := m.h.(BatchHandler)
 	for len(uids) > 0 && ctx.Err() == nil {
+		if pipelined {
+			n, err := m.fetchPipelined(ctx, s, bh, uids)
+			if err != nil {
+				return err
+			}
+			if uids = uids[n:]; len(uids) == 0 || ctx.Err() != nil {
+				break
+			}
+			// The server skipped a UID: one batch the careful way below,
+			// then the pipeline again.
+		}
 		batch := uids[:min(len(uids), m.cfg.FetchBatch)]
 		n, err := m.fetchBatch(ctx, s, batch)
 		if err != nil {

@@ -13,16 +13,22 @@
 //
 //   - it sends what is due, one item at a time, oldest first, through a
 //     Sender (SMTPSender in production), passing the prepared bytes through
-//     unchanged;
+//     unchanged; deliveries are recorded by a second goroutine while the
+//     next items are sent, all that piled up in one go (Queue.Sent, or
+//     BatchQueue.SentBatch: one transaction), so the database's commit
+//     time does not limit the send rate;
 //   - a temporary failure (SMTP 4xx, network, TLS, anything unknown) is
 //     retried with exponential backoff and jitter; a permanent one (a 5xx
 //     answer to MAIL, RCPT or DATA) or the last allowed attempt makes the
 //     item dead, and OnDead is told;
 //   - one failing item never holds up the others;
-//   - once Queue.Sent has returned nil for an item the worker never sends it
-//     again. If Sent fails, the worker retries recording it without sending
+//   - once the relay accepted an item the worker never sends it again. If
+//     recording it fails, the worker retries the recording without sending
 //     again for as long as it runs. Delivery is still at-least-once across
-//     a crash between the relay's "250 OK" and Sent, as in any SMTP client.
+//     a crash between the relay's "250 OK" and the recording, as in any
+//     SMTP client; with recording in batches that window holds the mails
+//     accepted during one gathering and commit (a few milliseconds)
+//     instead of one.
 package outbox
 
 import (
@@ -73,6 +79,9 @@ type SendError struct {
 	Code      int
 	Permanent bool
 	Err       error
+
+	atMail bool // the failure was the answer to MAIL FROM (or its absence)
+	broken bool // the session is in an unknown state: drop the connection
 }
 
 func (e *SendError) Error() string {

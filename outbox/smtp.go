@@ -66,11 +66,12 @@ type SMTPSender struct {
 	tlsConf *tls.Config
 	cfgErr  error // a configuration error, reported by every Send and Check
 
-	mu    sync.Mutex
-	conn  *gosmtp.Client // nil when not connected
-	raw   net.Conn       // conn's TCP connection, for deadlines
-	gen   uint64         // bumped by every use; a stale idle timer does nothing
-	timer *time.Timer
+	mu      sync.Mutex
+	conn    *gosmtp.Client // nil when not connected
+	clean   bool           // conn's last transaction succeeded: no RSET before the next
+	raw     net.Conn       // conn's TCP connection, for deadlines
+	lastUse time.Time      // end of the last Send on conn
+	timer   *time.Timer    // closes conn after idleClose unused; nil when not armed
 }
 
 // NewSMTPSender returns a sender for cfg. It does not connect; a bad cfg is
@@ -125,42 +126,76 @@ func (s *SMTPSender) Send(ctx context.Context, from string, to []string, raw []b
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.gen++
-	if s.timer != nil {
-		s.timer.Stop()
-	}
 
+	reused := false
 	if s.conn != nil {
-		// RSET both resets a session left mid-transaction by a failure and
-		// proves the connection is still alive; if it is not, reconnect.
-		if err := s.within(ctx, func() error { return s.conn.Reset() }); err != nil {
+		if s.clean {
+			// The last transaction ended with the relay's 250 after DATA,
+			// which leaves the session at its start (RFC 5321 4.1.1.4): no
+			// RSET needed, one round trip less per mail of a burst.
+			reused = true
+		} else if err := s.within(ctx, func() error { return s.conn.Reset() }); err != nil {
+			// RSET resets a session left mid-transaction by a failure and
+			// proves the connection is still alive; if it is not, reconnect.
 			s.dropLocked()
 		}
 	}
-	if s.conn == nil {
-		c, conn, err := s.dial(ctx)
-		if err != nil {
-			// Whatever the relay answered while we connected is about the
-			// relay or our settings, not this message: always temporary.
-			se := &SendError{Err: fmt.Errorf("connect to %s:%d: %w", s.cfg.Host, s.cfg.Port, err)}
-			var tp *textproto.Error
-			if errors.As(err, &tp) {
-				se.Code = tp.Code
-			}
-			return se
-		}
-		s.conn, s.raw = c, conn
+	s.clean = false
+	if err := s.connectLocked(ctx); err != nil {
+		return err
 	}
 
 	err := s.within(ctx, func() error { return s.transaction(from, to, raw) })
+	if err != nil && reused && ctx.Err() == nil && deadBeforeMail(err) {
+		// The relay closed the reused connection since the last mail (an
+		// idle timeout, a restart). MAIL FROM was not accepted, so nothing
+		// was delivered: try once more on a new connection.
+		s.dropLocked()
+		if err := s.connectLocked(ctx); err != nil {
+			return err
+		}
+		err = s.within(ctx, func() error { return s.transaction(from, to, raw) })
+	}
+	s.clean = err == nil
 	if err != nil && (ctx.Err() != nil || !keepAfter(err)) {
 		s.dropLocked()
 	}
 	if s.conn != nil {
-		gen := s.gen
-		s.timer = time.AfterFunc(idleClose, func() { s.closeIdle(gen) })
+		s.lastUse = time.Now()
+		// One timer per connection, not per mail: when it fires it looks
+		// at lastUse and waits again if the connection was used since.
+		if s.timer == nil {
+			s.timer = time.AfterFunc(idleClose, s.closeIdle)
+		}
 	}
 	return err
+}
+
+// connectLocked dials the relay unless a connection is open.
+func (s *SMTPSender) connectLocked(ctx context.Context) error {
+	if s.conn != nil {
+		return nil
+	}
+	c, conn, err := s.dial(ctx)
+	if err != nil {
+		// Whatever the relay answered while we connected is about the
+		// relay or our settings, not this message: always temporary.
+		se := &SendError{Err: fmt.Errorf("connect to %s:%d: %w", s.cfg.Host, s.cfg.Port, err)}
+		var tp *textproto.Error
+		if errors.As(err, &tp) {
+			se.Code = tp.Code
+		}
+		return se
+	}
+	s.conn, s.raw = c, conn
+	return nil
+}
+
+// deadBeforeMail reports whether err is MAIL FROM failing because the
+// connection is gone: a network error, or the relay's 421 (closing).
+func deadBeforeMail(err error) bool {
+	var se *SendError
+	return errors.As(err, &se) && se.atMail && (se.Code == 0 || se.Code == 421)
 }
 
 // within runs fn with the connection's deadline set to Timeout and ctx able
@@ -184,8 +219,13 @@ func (s *SMTPSender) within(ctx context.Context, fn func() error) error {
 }
 
 func (s *SMTPSender) transaction(from string, to []string, raw []byte) error {
+	if ok, _ := s.conn.Extension("PIPELINING"); ok {
+		return s.pipelined(from, to, raw)
+	}
 	if err := s.conn.Mail("<" + from + ">"); err != nil {
-		return classify("MAIL FROM", err)
+		se := classify("MAIL FROM", err)
+		se.atMail = true
+		return se
 	}
 	var refused []error
 	permanent, code := false, 0
@@ -223,6 +263,102 @@ func (s *SMTPSender) transaction(from string, to []string, raw []byte) error {
 	return nil
 }
 
+// pipelined is transaction for a relay that offers PIPELINING (RFC 2920):
+// MAIL, every RCPT and DATA go out in one write and their answers are read
+// together, so a mail costs two round trips instead of three or more. The
+// outcome is the same as transaction's, answer for answer, with one
+// difference: when the relay accepts DATA although MAIL or a recipient was
+// refused, the message must not follow, and the connection is dropped
+// instead (the relay discards a transaction cut off in DATA).
+func (s *SMTPSender) pipelined(from string, to []string, raw []byte) error {
+	tp := s.conn.Text
+	w := tp.W
+	// The parameters go-mail's Client.Mail would add.
+	params := ""
+	if ok, _ := s.conn.Extension("8BITMIME"); ok {
+		params += " BODY=8BITMIME"
+	}
+	if ok, _ := s.conn.Extension("SMTPUTF8"); ok {
+		params += " SMTPUTF8"
+	}
+	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\n", from, params)
+	for _, rcpt := range to {
+		fmt.Fprintf(w, "RCPT TO:<%s>\r\n", rcpt)
+	}
+	w.WriteString("DATA\r\n")
+	if err := w.Flush(); err != nil {
+		se := classify("MAIL FROM", err)
+		se.atMail = true
+		return se
+	}
+
+	var failed *SendError // MAIL refused
+	if _, _, err := tp.ReadResponse(250); err != nil {
+		se := classify("MAIL FROM", err)
+		se.atMail = true
+		if !keepAfter(se) {
+			return se
+		}
+		failed = se
+	}
+	var refused []error
+	permanent, code := false, 0
+	for _, rcpt := range to {
+		_, _, err := tp.ReadResponse(25)
+		if err == nil || failed != nil {
+			// After a refused MAIL the RCPT answers say nothing new.
+			if err != nil && !keepAfter(classify("RCPT TO", err)) {
+				return classify(fmt.Sprintf("RCPT TO <%s>", rcpt), err)
+			}
+			continue
+		}
+		se := classify(fmt.Sprintf("RCPT TO <%s>", rcpt), err)
+		if !keepAfter(se) {
+			return se
+		}
+		refused = append(refused, se.Err)
+		if code == 0 || (se.Permanent && !permanent) {
+			code = se.Code
+		}
+		permanent = permanent || se.Permanent
+	}
+	_, _, dataErr := tp.ReadResponse(354)
+	var result *SendError
+	switch {
+	case failed != nil:
+		result = failed
+	case len(refused) > 0:
+		// All or nothing: the queue has one state per item, so a partial
+		// delivery could not be recorded.
+		result = &SendError{Code: code, Permanent: permanent,
+			Err: fmt.Errorf("%d of %d recipients refused: %w", len(refused), len(to), errors.Join(refused...))}
+	case dataErr != nil:
+		return classify("DATA", dataErr)
+	}
+	if result != nil {
+		if dataErr == nil {
+			// The relay waits for a message that must not be sent.
+			result.broken = true
+		} else if se := classify("DATA", dataErr); !keepAfter(se) {
+			result.broken = true
+		}
+		return result
+	}
+	dw := tp.DotWriter()
+	if _, err := dw.Write(raw); err != nil {
+		// No Close: it would send the final dot, and a relay could accept
+		// the truncated message. The connection is dropped instead.
+		return classify("DATA write", err)
+	}
+	if err := dw.Close(); err != nil {
+		return classify("end of DATA", err)
+	}
+	if _, _, err := tp.ReadResponse(250); err != nil {
+		return classify("end of DATA", err)
+	}
+	return nil
+}
+
 // classify turns an error from a transaction command into a SendError. A
 // reply code is kept; 5xx is permanent, except 530 (authentication
 // required), which is about our session, not this message.
@@ -244,7 +380,7 @@ func classify(stage string, err error) *SendError {
 // regular reply other than 421 (closing) leaves it in a known state.
 func keepAfter(err error) bool {
 	var se *SendError
-	if !errors.As(err, &se) {
+	if !errors.As(err, &se) || se.broken {
 		return false
 	}
 	var tp *textproto.Error
@@ -255,16 +391,23 @@ func (s *SMTPSender) dropLocked() {
 	if s.conn != nil {
 		_ = s.conn.Close()
 	}
-	s.conn, s.raw = nil, nil
+	s.conn, s.raw, s.clean = nil, nil, false
 }
 
-// closeIdle ends the connection of a finished burst with QUIT.
-func (s *SMTPSender) closeIdle(gen uint64) {
+// closeIdle ends the connection of a finished burst with QUIT, once it
+// has not been used for idleClose.
+func (s *SMTPSender) closeIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if gen != s.gen || s.conn == nil {
+	if s.conn == nil {
+		s.timer = nil
 		return
 	}
+	if idle := time.Since(s.lastUse); idle < idleClose {
+		s.timer.Reset(idleClose - idle)
+		return
+	}
+	s.timer = nil
 	s.quitLocked()
 }
 
@@ -283,9 +426,9 @@ func (s *SMTPSender) quitLocked() {
 func (s *SMTPSender) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.gen++
 	if s.timer != nil {
 		s.timer.Stop()
+		s.timer = nil
 	}
 	s.quitLocked()
 	return nil

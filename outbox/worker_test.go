@@ -434,3 +434,144 @@ func allSame(ds []time.Duration) bool {
 	}
 	return true
 }
+
+// batchQueue is a memQueue that records deliveries in batches and can hold
+// a batch back, like a slow commit.
+type batchQueue struct {
+	*memQueue
+	hold    chan struct{} // SentBatch waits for it to close
+	batches int
+}
+
+func (q *batchQueue) SentBatch(sent []Delivered) error {
+	<-q.hold
+	q.mu.Lock()
+	q.batches++
+	q.mu.Unlock()
+	for _, d := range sent {
+		if err := q.Sent(d.ID, d.At); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestWorkerSendsOnWhileRecordingAndNeverTwice(t *testing.T) {
+	t.Parallel()
+	q := &batchQueue{memQueue: newMemQueue(), hold: make(chan struct{})}
+	var ids []uint64
+	for i := range 20 {
+		ids = append(ids, q.add("a@example.com", []string{"b@example.org"}, testRaw(i)))
+	}
+	allSent := make(chan struct{})
+	s := &fakeSender{}
+	s.fn = func(context.Context, []byte) error {
+		s.mu.Lock()
+		n := len(s.sends)
+		s.mu.Unlock()
+		if n == len(ids) {
+			close(allSent)
+		}
+		return nil
+	}
+	w := &Worker{Queue: q, Sender: s, Log: testLogger(t), MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	startWorker(t, w, q.memQueue)
+
+	// Nothing is recorded yet, so Due keeps offering every item: the worker
+	// must send each once and then wait for the recording.
+	select {
+	case <-allSent:
+	case <-time.After(waitLong):
+		t.Fatal("the worker stopped sending while a recording was held back")
+	}
+	for range 3 {
+		w.Kick()
+	}
+	close(q.hold)
+	q.waitUntil(t, "all recorded", waitLong, func(q *memQueue) bool {
+		for _, id := range ids {
+			if q.state(id) != "sent" {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range ids {
+		if n := s.count(testRaw(i)); n != 1 {
+			t.Errorf("item %d sent %d times", i, n)
+		}
+	}
+	q.mu.Lock()
+	batches := q.batches
+	q.mu.Unlock()
+	if batches == 0 || batches >= len(ids) {
+		t.Errorf("%d SentBatch calls for %d deliveries: not batched", batches, len(ids))
+	}
+	if st := w.Stats(); st.Sent != uint64(len(ids)) {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// cursorQueue is a batchQueue that also lists due items after a cursor.
+// Every item here is due at the zero time, so Due's order is ID order.
+type cursorQueue struct {
+	*batchQueue
+	afterCalls int
+}
+
+func (q *cursorQueue) DueAfter(now time.Time, after Item, limit int) ([]Item, error) {
+	items, err := q.Due(now, 1<<30)
+	q.mu.Lock()
+	q.afterCalls++
+	q.mu.Unlock()
+	var out []Item
+	for _, it := range items {
+		if it.ID > after.ID && len(out) < limit {
+			out = append(out, it)
+		}
+	}
+	return out, err
+}
+
+func TestWorkerReadsOnAfterItsCursor(t *testing.T) {
+	t.Parallel()
+	q := &cursorQueue{batchQueue: &batchQueue{memQueue: newMemQueue(), hold: make(chan struct{})}}
+	n := 3*dueBatch + 7
+	for i := range n {
+		q.add("a@example.com", []string{"b@example.org"}, testRaw(i))
+	}
+	allSent := make(chan struct{})
+	s := &fakeSender{}
+	s.fn = func(context.Context, []byte) error {
+		s.mu.Lock()
+		done := len(s.sends) == n
+		s.mu.Unlock()
+		if done {
+			close(allSent)
+		}
+		return nil
+	}
+	w := &Worker{Queue: q, Sender: s, Log: slog.New(slog.DiscardHandler), MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	startWorker(t, w, q.memQueue)
+	select {
+	case <-allSent:
+	case <-time.After(waitLong):
+		t.Fatal("not everything was sent while the recording was held back")
+	}
+	close(q.hold)
+	q.waitUntil(t, "all recorded", waitLong, func(q *memQueue) bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.sentCount == n
+	})
+	for i := range n {
+		if c := s.count(testRaw(i)); c != 1 {
+			t.Errorf("item %d sent %d times", i, c)
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.afterCalls == 0 {
+		t.Error("DueAfter never used")
+	}
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,15 @@ import (
 //   - every message belongs to an existing ticket, has raw bytes, and a
 //     ticket's message_count equals its number of messages;
 //   - every msgids entry points to an existing message or quarantined mail;
-//   - every queued or dead outbound mail points to an existing message;
+//   - every message's raw bytes exist: its blob (schema 2) or its entry in
+//     raw (schema 1); every blob belongs to exactly one message, quarantined
+//     mail or staging, and a claimed blob's chunks are numbered 0, 1, …;
+//   - every queued or dead outbound mail points to an existing message and
+//     shares its blob, or is unfiled (no message, its bytes inline), and
+//     every queued one is in outbox_due under its next attempt, which lists
+//     nothing else; every deliveries entry belongs to an existing message;
+//   - every hold parses and is stored under its own kind and address;
+//   - a quarantined mail's key (when it has one) is indexed to it;
 //   - no ticket ID exceeds the ticket sequence;
 //   - a ticket's merged_into names another existing ticket, and following
 //     merged_into from any ticket ends at an unmerged one (no cycle).
@@ -99,8 +108,27 @@ func (db *DB) Check() error {
 		checkIndex(bucketByStatus, func(t *Ticket) string { return t.Status })
 		checkIndex(bucketByRequester, func(t *Ticket) string { return t.Requester })
 
+		blobs, err := tx.blobChunks()
+		if err != nil {
+			return err
+		}
+		owners := make(map[uint64]string, len(blobs))
+		own := func(blob uint64, who string) {
+			if blob == 0 {
+				return
+			}
+			if prev, dup := owners[blob]; dup {
+				bad("blob %d belongs to both %s and %s", blob, prev, who)
+				return
+			}
+			owners[blob] = who
+			if _, ok := blobs[blob]; !ok {
+				bad("%s: blob %d missing", who, blob)
+			}
+		}
 		raw := tx.bucket(bucketRaw)
-		err = tx.bucket(bucketMessages).ForEach(func(k, _ []byte) error {
+		msgBlobs := make(map[string]uint64)
+		err = tx.bucket(bucketMessages).ForEach(func(k, v []byte) error {
 			ticketID, seq, ok := splitMsgKey(k)
 			if !ok {
 				bad("messages: malformed key %x", k)
@@ -111,8 +139,19 @@ func (db *DB) Check() error {
 				return nil
 			}
 			counts[ticketID]++
-			if raw.Get(k) == nil {
-				bad("message %d/%d: raw bytes missing", ticketID, seq)
+			var m struct {
+				Blob uint64 `json:"blob"`
+			}
+			if err := json.Unmarshal(v, &m); err != nil {
+				bad("message %d/%d: %v", ticketID, seq, err)
+				return nil
+			}
+			msgBlobs[string(k)] = m.Blob
+			who := fmt.Sprintf("message %d/%d", ticketID, seq)
+			if m.Blob != 0 {
+				own(m.Blob, who)
+			} else if raw.Get(k) == nil {
+				bad("%s: raw bytes missing", who)
 			}
 			return nil
 		})
@@ -149,13 +188,96 @@ func (db *DB) Check() error {
 					bad("%s %x: %v", name, k, err)
 					return nil
 				}
-				if tx.bucket(bucketMessages).Get(msgKey(o.TicketID, o.MessageSeq)) == nil {
+				mk := msgKey(o.TicketID, o.MessageSeq)
+				if o.Unfiled() {
+					if o.Blob != 0 {
+						bad("%s %d: unfiled mail with blob %d", name, o.ID, o.Blob)
+					}
+				} else if tx.bucket(bucketMessages).Get(mk) == nil {
 					bad("%s %d: message %d/%d missing", name, o.ID, o.TicketID, o.MessageSeq)
+				} else if o.Blob != msgBlobs[string(mk)] {
+					bad("%s %d: blob %d, its message's is %d", name, o.ID, o.Blob, msgBlobs[string(mk)])
+				}
+				if o.Blob == 0 && o.Raw == nil {
+					bad("%s %d: no bytes", name, o.ID)
+				}
+				if string(name) == string(bucketOutbox) && tx.bucket(bucketOutboxDue).Get(dueKey(o.NextAttempt, o.ID)) == nil {
+					bad("outbox %d: not in outbox_due at its next attempt %v", o.ID, o.NextAttempt)
 				}
 				return nil
 			})
 			if err != nil {
 				return err
+			}
+		}
+		err = tx.bucket(bucketDeliveries).ForEach(func(k, v []byte) error {
+			if _, ok := msgBlobs[string(k)]; !ok {
+				bad("deliveries: entry for missing message %x", k)
+			}
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				bad("deliveries %x: %v", k, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.bucket(bucketOutboxDue).ForEach(func(k, _ []byte) error {
+			if len(k) != 16 {
+				bad("outbox_due: malformed key %x", k)
+				return nil
+			}
+			id := binary.BigEndian.Uint64(k[8:])
+			o, err := tx.outboxRecord(id)
+			if err != nil {
+				bad("outbox_due: entry for missing outbox %d", id)
+			} else if !bytes.Equal(dueKey(o.NextAttempt, id), k) {
+				bad("outbox_due: stale entry for outbox %d", id)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.bucket(bucketQuarantine).ForEach(func(k, v []byte) error {
+			var q Quarantined
+			if err := json.Unmarshal(v, &q); err != nil {
+				bad("quarantine %x: %v", k, err)
+				return nil
+			}
+			own(q.Blob, fmt.Sprintf("quarantined mail %d", q.ID))
+			if q.Key != "" && !bytes.Equal(tx.bucket(bucketMsgIDs).Get([]byte(q.Key)), msgKey(0, q.ID)) {
+				bad("quarantined mail %d: its key %q does not point to it", q.ID, q.Key)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		tx.checkHolds(bad)
+		err = tx.bucket(bucketStaged).ForEach(func(k, _ []byte) error {
+			if len(k) != 8 {
+				bad("staged: malformed key %x", k)
+				return nil
+			}
+			id := binary.BigEndian.Uint64(k)
+			if _, ok := owners[id]; ok {
+				bad("staged blob %d is also claimed by %s", id, owners[id])
+				return nil
+			}
+			// A blob being staged may not have all its chunks yet.
+			owners[id] = "staging"
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for id, chunks := range blobs {
+			if _, ok := owners[id]; !ok {
+				bad("blob %d belongs to nothing", id)
+			} else if owners[id] != "staging" && chunks.gap {
+				bad("blob %d: chunks not numbered 0 to %d", id, chunks.n-1)
 			}
 		}
 		return nil
@@ -164,4 +286,32 @@ func (db *DB) Check() error {
 		return fmt.Errorf("check: %w", err)
 	}
 	return errors.Join(errs...)
+}
+
+// blobInfo is what Check needs to know of a blob's chunks.
+type blobInfo struct {
+	n   uint32 // chunks seen
+	gap bool   // a chunk number out of sequence
+}
+
+// blobChunks lists every blob with its chunk count.
+func (t *Tx) blobChunks() (map[uint64]*blobInfo, error) {
+	out := make(map[uint64]*blobInfo)
+	err := t.bucket(bucketBlobs).ForEach(func(k, _ []byte) error {
+		if len(k) != 12 {
+			return fmt.Errorf("blobs: malformed key %x", k)
+		}
+		id, chunk := binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])
+		bi := out[id]
+		if bi == nil {
+			bi = &blobInfo{}
+			out[id] = bi
+		}
+		if chunk != bi.n {
+			bi.gap = true
+		}
+		bi.n++
+		return nil
+	})
+	return out, err
 }

@@ -2,13 +2,14 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // currentSchema is the schema version this binary writes.
-const currentSchema = 1
+const currentSchema = 4
 
 // migrations[i] brings a database from schema version i to i+1. Each runs in
 // its own transaction together with the version bump, so an interrupted
@@ -37,6 +38,42 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
+	// 1 → 2: raw bytes move to blobs (append-only keys, big mails staged
+	// ahead in chunks), Outbound and Quarantined keep theirs there too, and
+	// the outbox gets an index by due time. Schema-1 records keep their
+	// bytes where they are (the raw bucket, inline Raw fields) and are
+	// read from there; only the index has to be built.
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketBlobs, bucketStaged, bucketOutboxDue} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		due := tx.Bucket(bucketOutboxDue)
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			var o Outbound
+			if err := json.Unmarshal(v, &o); err != nil {
+				return fmt.Errorf("outbox %x: %w", k, err)
+			}
+			return due.Put(dueKey(o.NextAttempt, o.ID), nil)
+		})
+	},
+	// 2 → 3: holds, the addresses automatic mail is not sent to for a
+	// while (a permanent bounce, a tripped circuit breaker).
+	func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketHolds); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketHolds, err)
+		}
+		return nil
+	},
+	// 3 → 4: deliveries, the delivery state the outbox worker records
+	// without rewriting the whole message.
+	func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketDeliveries); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketDeliveries, err)
+		}
+		return nil
+	},
 }
 
 func schemaVersion(meta *bolt.Bucket) uint64 {
@@ -48,6 +85,18 @@ func schemaVersion(meta *bolt.Bucket) uint64 {
 }
 
 func migrate(db *bolt.DB) error {
+	// Most opens find the schema current: a read transaction says so
+	// without the commit (and fsync) of a write.
+	current := false
+	_ = db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			current = schemaVersion(meta) >= uint64(len(migrations))
+		}
+		return nil
+	})
+	if current {
+		return nil
+	}
 	for {
 		done := false
 		err := db.Update(func(tx *bolt.Tx) error {

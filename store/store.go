@@ -7,23 +7,42 @@
 //	               "secret"  → 32 random bytes, the HMAC key of our Message-ID tokens
 //	tickets        ticketID  → Ticket (IDs from the bucket's sequence: increasing, never reused)
 //	messages       ticketID‖seq → Message without its raw bytes (seq from the bucket's sequence)
-//	raw            ticketID‖seq → the raw RFC 5322 bytes, exactly as received or sent
+//	blobs          blobID‖chunk(4) → up to 1 MiB of a mail's raw RFC 5322 bytes, exactly as
+//	               received or sent (IDs from the bucket's sequence; see blobs.go). Message.Blob,
+//	               Quarantined.Blob and Outbound.Blob name them.
+//	staged         blobID → unix nanoseconds: a big mail written ahead (DB.Stage) that no
+//	               transaction has claimed yet; removed by the claim, by Unstage, or at Open
+//	raw            ticketID‖seq → raw bytes of messages stored by schema 1 (Message.Blob 0); read only
 //	msgids         dedupe key → ticketID‖seq; a key is "<message-id>" or "sha256:<hex>" of a raw mail without one
 //	by_status      status 0x00 ticketID → empty (index)
 //	by_requester   address 0x00 ticketID → empty (index)
 //	checkpoints    mailbox name → Checkpoint (UIDVALIDITY and highest committed UID)
 //	pending_flags  mailbox 0x00 uidvalidity(4) uid(4) → empty: committed, not yet \Seen/moved on the server
-//	outbox         outboxID → Outbound still to be sent; removed when sent, moved to dead when given up
+//	outbox         outboxID → Outbound still to be sent; removed when sent, moved to dead when given up.
+//	               An unfiled one (EnqueueUnfiled: ticket 0, message 0) has no Message and its bytes inline
+//	outbox_due     next attempt (unix ns, 8) ‖ outboxID → empty: the outbox in the order it falls due
 //	dead           outboxID → Outbound given up on (permanent failure or too many attempts)
-//	ratelimit      key → rateState (timestamps of recent hits)
-//	quarantine     quarantineID → Quarantined (with the raw bytes)
+//	deliveries     ticketID‖seq → Delivery: the latest delivery state of an outbound message,
+//	               laid over the Message's own by every reader (the outbox worker writes it
+//	               without rewriting the message; UpdateMessage folds it back in)
+//	ratelimit      key → rateState (hits per slot of a sliding window; see ratelimit.go)
+//	quarantine     quarantineID → Quarantined (its bytes in blobs; schema 1 kept them inline)
+//	holds          kind 0x00 address → Hold: no automatic mail to the address until Hold.Until
+//	               (kind undeliverable: a permanent bounce; paused: the circuit breaker; see holds.go)
+//
+// Buckets whose keys only grow (tickets, blobs) fill their pages before
+// splitting them, instead of bbolt's default of half, so a database of a
+// million tickets is about half the size.
 //
 // Transactions. The ticket logic stores one inbound mail in one Update (or
 // Batch): the message and its raw bytes, the ticket it creates or changes,
 // the dedupe keys, the mailbox checkpoint, the pending flag and every
-// outbound mail it causes (both the Outbound and its Message). Nothing about
-// a mail is ever written outside that transaction, so a crash leaves either
-// all of it or none of it. The outbox worker and the IMAP flagger then each
+// outbound mail it causes (both the Outbound and its Message). Several
+// mails may share one transaction (group commit); each is still all or
+// nothing. Nothing about a mail is visible outside that transaction, so a
+// crash leaves either all of it or none of it; the one thing written before
+// it is the staged bytes of a big mail, which nothing refers to until that
+// transaction claims them. The outbox worker and the IMAP flagger then each
 // change their own records in small transactions of their own.
 //
 // Check verifies the invariants between buckets; tests run it in cleanup.
@@ -56,6 +75,10 @@ var (
 	bucketTickets      = []byte("tickets")
 	bucketMessages     = []byte("messages")
 	bucketRaw          = []byte("raw")
+	bucketBlobs        = []byte("blobs")
+	bucketStaged       = []byte("staged")
+	bucketOutboxDue    = []byte("outbox_due")
+	bucketDeliveries   = []byte("deliveries")
 	bucketMsgIDs       = []byte("msgids")
 	bucketByStatus     = []byte("by_status")
 	bucketByRequester  = []byte("by_requester")
@@ -115,6 +138,10 @@ func Open(path string, opts Options) (*DB, error) {
 		if err := migrate(b); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		if _, err := dropStaged(b); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("open database %s: remove staged mail of an earlier run: %w", path, err)
 		}
 	}
 	err = b.View(func(tx *bolt.Tx) error {
@@ -182,7 +209,16 @@ type Tx struct {
 	tx *bolt.Tx
 }
 
-func (t *Tx) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+func (t *Tx) bucket(name []byte) *bolt.Bucket {
+	b := t.tx.Bucket(name)
+	// bbolt caches a bucket per writable transaction, so this sticks for
+	// the transaction. Appending to a half-filled page wastes the other
+	// half for good when keys only grow.
+	if b != nil && t.tx.Writable() && (bytes.Equal(name, bucketTickets) || bytes.Equal(name, bucketBlobs)) {
+		b.FillPercent = 1.0
+	}
+	return b
+}
 
 func u64(v uint64) []byte {
 	var b [8]byte

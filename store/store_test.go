@@ -387,7 +387,7 @@ func TestCheckFindsBrokenInvariants(t *testing.T) {
 	}
 	db.Update(func(tx *Tx) error {
 		tx.bucket(bucketByStatus).Put(indexKey(StatusClosed, 1), nil)   // stale index entry
-		tx.bucket(bucketRaw).Delete(msgKey(1, 1))                       // raw bytes lost
+		tx.deleteBlob(1)                                                // raw bytes lost
 		tx.bucket(bucketMsgIDs).Put([]byte("<ghost@x>"), msgKey(1, 99)) // dangling id
 		return nil
 	})
@@ -395,7 +395,7 @@ func TestCheckFindsBrokenInvariants(t *testing.T) {
 	if err == nil {
 		t.Fatal("Check passed a broken database")
 	}
-	for _, want := range []string{"stale entry \"closed\"", "raw bytes missing", "<ghost@x>"} {
+	for _, want := range []string{"stale entry \"closed\"", "message 1/1: blob 1 missing", "<ghost@x>"} {
 		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
 			t.Errorf("Check error lacks %q: %v", want, err)
 		}

@@ -62,7 +62,7 @@ type Attachment struct {
 
 // Delivery is the state of an outbound message.
 type Delivery struct {
-	Status    string    `json:"status"` // queued | sent | failed
+	Status    string    `json:"status"` // queued | sent | failed | bounced (a delivery report came back)
 	Attempts  int       `json:"attempts,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	SentAt    time.Time `json:"sent_at,omitzero"`
@@ -101,16 +101,18 @@ type Message struct {
 	// MatchedBy is the threading rule that put an inbound mail on this ticket.
 	MatchedBy string `json:"matched_by,omitempty"`
 	// Automated is the classifier's verdict kind ("" for a person).
-	Automated       string    `json:"automated,omitempty"`
-	AutomatedReason string    `json:"automated_reason,omitempty"`
-	Mailbox         string    `json:"mailbox,omitempty"`
-	UIDValidity     uint32    `json:"uid_validity,omitempty"`
-	UID             uint32    `json:"uid,omitempty"`
-	Size            int       `json:"size"`
-	RawSHA256       string    `json:"raw_sha256,omitempty"`
-	Warnings        []string  `json:"warnings,omitempty"`
-	ReceivedAt      time.Time `json:"received_at"`
-	Delivery        *Delivery `json:"delivery,omitempty"`
+	Automated       string `json:"automated,omitempty"`
+	AutomatedReason string `json:"automated_reason,omitempty"`
+	Mailbox         string `json:"mailbox,omitempty"`
+	UIDValidity     uint32 `json:"uid_validity,omitempty"`
+	UID             uint32 `json:"uid,omitempty"`
+	Size            int    `json:"size"`
+	// Blob holds the raw bytes (0: schema 1, in the raw bucket).
+	Blob       uint64    `json:"blob,omitempty"`
+	RawSHA256  string    `json:"raw_sha256,omitempty"`
+	Warnings   []string  `json:"warnings,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	Delivery   *Delivery `json:"delivery,omitempty"`
 }
 
 // Ticket returns the ticket with that ID, or ErrNotFound.
@@ -187,11 +189,22 @@ func (t *Tx) KnownKey(key string) bool {
 	return t.bucket(bucketMsgIDs).Get([]byte(key)) != nil
 }
 
-// AddMessage stores m (giving it the next Seq) and its raw bytes on ticket
-// m.TicketID, indexes it under every key in keys, and bumps the ticket's
-// message count. A key already indexed returns ErrDuplicate and, as the
-// caller's transaction then rolls back, stores nothing.
+// AddMessage stores m (giving it the next Seq and a Blob) and its raw bytes
+// on ticket m.TicketID, indexes it under every key in keys, and bumps the
+// ticket's message count. A key already indexed returns ErrDuplicate and, as
+// the caller's transaction then rolls back, stores nothing. A mail for which
+// NeedsStaging is true is better staged and stored with AddStagedMessage.
 func (t *Tx) AddMessage(m *Message, raw []byte, keys ...string) error {
+	return t.addMessage(m, raw, nil, keys)
+}
+
+// AddStagedMessage is AddMessage for bytes written ahead by DB.Stage: the
+// message claims them.
+func (t *Tx) AddStagedMessage(m *Message, s *Staged, keys ...string) error {
+	return t.addMessage(m, nil, s, keys)
+}
+
+func (t *Tx) addMessage(m *Message, raw []byte, staged *Staged, keys []string) error {
 	tk, err := t.Ticket(m.TicketID)
 	if err != nil {
 		return fmt.Errorf("add message: %w", err)
@@ -212,10 +225,15 @@ func (t *Tx) AddMessage(m *Message, raw []byte, keys ...string) error {
 	}
 	m.Seq = seq
 	key := msgKey(m.TicketID, seq)
-	if err := putJSON(msgs, key, m); err != nil {
+	if staged != nil {
+		if err := t.claim(staged); err != nil {
+			return fmt.Errorf("add message to ticket %d: %w", m.TicketID, err)
+		}
+		m.Blob = staged.id
+	} else if m.Blob, err = t.putBlob(raw); err != nil {
 		return fmt.Errorf("add message to ticket %d: %w", m.TicketID, err)
 	}
-	if err := t.bucket(bucketRaw).Put(key, raw); err != nil {
+	if err := putJSON(msgs, key, m); err != nil {
 		return fmt.Errorf("add message to ticket %d: %w", m.TicketID, err)
 	}
 	for _, k := range keys {
@@ -237,14 +255,44 @@ func (t *Tx) UpdateMessage(m *Message) error {
 	if b.Get(key) == nil {
 		return fmt.Errorf("update message %d/%d: %w", m.TicketID, m.Seq, ErrNotFound)
 	}
+	// The message now carries its delivery state itself.
+	if err := t.bucket(bucketDeliveries).Delete(key); err != nil {
+		return fmt.Errorf("update message %d/%d: %w", m.TicketID, m.Seq, err)
+	}
 	return putJSON(b, key, m)
+}
+
+// setDelivery records a new delivery state of message key in deliveries,
+// which readers lay over the message's own: the outbox worker records every
+// sent mail, and rewriting the whole message each time would cost more
+// than the send.
+func (t *Tx) setDelivery(key []byte, d *Delivery) error {
+	return putJSON(t.bucket(bucketDeliveries), key, d)
+}
+
+// withDelivery lays the recorded delivery state of message key over m's.
+func (t *Tx) withDelivery(key []byte, m *Message) error {
+	v := t.bucket(bucketDeliveries).Get(key)
+	if v == nil {
+		return nil
+	}
+	var d Delivery
+	if err := json.Unmarshal(v, &d); err != nil {
+		return fmt.Errorf("delivery of message %x: %w", key, err)
+	}
+	m.Delivery = &d
+	return nil
 }
 
 // Message returns one message.
 func (t *Tx) Message(ticketID, seq uint64) (*Message, error) {
 	var m Message
-	if err := getJSON(t.bucket(bucketMessages), msgKey(ticketID, seq), &m); err != nil {
+	key := msgKey(ticketID, seq)
+	if err := getJSON(t.bucket(bucketMessages), key, &m); err != nil {
 		return nil, fmt.Errorf("message %d/%d: %w", ticketID, seq, err)
+	}
+	if err := t.withDelivery(key, &m); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }
@@ -259,6 +307,9 @@ func (t *Tx) Messages(ticketID uint64) ([]Message, error) {
 		if err := json.Unmarshal(v, &m); err != nil {
 			return nil, fmt.Errorf("message %x: %w", k, err)
 		}
+		if err := t.withDelivery(k, &m); err != nil {
+			return nil, err
+		}
 		out = append(out, m)
 	}
 	return out, nil
@@ -266,6 +317,17 @@ func (t *Tx) Messages(ticketID uint64) ([]Message, error) {
 
 // Raw returns a copy of a message's raw bytes.
 func (t *Tx) Raw(ticketID, seq uint64) ([]byte, error) {
+	m, err := t.Message(ticketID, seq)
+	if err != nil {
+		return nil, fmt.Errorf("raw: %w", err)
+	}
+	if m.Blob != 0 {
+		raw, err := t.blob(m.Blob)
+		if err != nil {
+			return nil, fmt.Errorf("raw %d/%d: %w", ticketID, seq, err)
+		}
+		return raw, nil
+	}
 	v := t.bucket(bucketRaw).Get(msgKey(ticketID, seq))
 	if v == nil {
 		return nil, fmt.Errorf("raw %d/%d: %w", ticketID, seq, ErrNotFound)

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/helpdesk/helpdesk/agent"
 	"github.com/helpdesk/helpdesk/outbox"
@@ -104,6 +103,7 @@ func (s *step) agentAction(ag Agent, tk *store.Ticket, key string) error {
 			if err != nil {
 				return s.reject(ag, tk, key, []agent.Error{{Text: "(your text)", Problem: "cannot be sent to the customer: " + err.Error()}})
 			}
+			s.warnHeld(slices.Concat(env.To, env.Cc))
 			relay, relayRaw = &env, raw
 			next.ThreadIDs = appendThreadID(next.ThreadIDs, env.MessageID)
 		}
@@ -216,12 +216,12 @@ func (s *step) reject(ag Agent, tk *store.Ticket, key string, errs []agent.Error
 	if _, err := s.storeInbound(tk.ID, store.KindAgent, key); err != nil {
 		return err
 	}
-	ok, err := s.tx.Allow("agent-error:"+ag.Email, s.now, time.Hour, maxErrorRepliesPerHour)
+	ok, why, err := s.allowAuto(ag.Email, autoAgentError)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		s.problems = append(s.problems, "command error reply to "+ag.Email+": rate limit")
+		s.problems = append(s.problems, "command error reply to "+ag.Email+": "+why)
 		return nil
 	}
 	tag := threading.AddTag("", s.e.cfg.SubjectPrefix, tk.ID)

@@ -79,4 +79,27 @@
 // source. Requesters and CCs are not copied to N, so merging two customers'
 // tickets never shows one customer's address to the other; an agent adds
 // them with #cc when both should hear the answers.
+//
+// Delivery reports (bounce.go). Automated mail that bounce.Parse reads as
+// a failure or delay report is threaded to the ticket of the mail that
+// bounced through the returned Message-ID (our outbound ids are indexed in
+// msgids), stored there with Automated "bounce", and the bounced message's
+// delivery becomes "bounced". A permanent failure of one of that message's
+// own recipients puts the address on hold (store.HoldUndeliverable) for
+// Config.UndeliverableFor. A report never reopens, acknowledges or mails a
+// customer; a bounced agent answer notifies the ticket's agents.
+//
+// Automatic mail (limits.go). Every acknowledgement, notice, command error
+// reply and notification passes one gate in the transaction that queues it:
+// holds, a per-address limit, a global limit, and a circuit breaker that
+// pauses an address (store.HoldPaused) and alerts the administrator once
+// when its limit keeps refusing. An agent's answer to a held address is
+// still relayed, with a warning.
+//
+// Quarantine (quarantine.go). Oversized, unparseable and sender-less mail,
+// and mail whose handling panicked (the transaction rolls back first), is
+// quarantined in a transaction that also advances the checkpoint, so it is
+// never retried for ever; an oversized mail's sender gets one notice, in
+// that transaction. Replay and Release take a mail out of quarantine into a
+// ticket in one transaction, re-indexing its key so a re-fetch finds it.
 package ticket

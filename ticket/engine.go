@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/helpdesk/helpdesk/autoreply"
-	"github.com/helpdesk/helpdesk/outbox"
+	"github.com/helpdesk/helpdesk/bounce"
 	"github.com/helpdesk/helpdesk/store"
 	"github.com/helpdesk/helpdesk/threading"
 )
@@ -61,6 +60,13 @@ type Config struct {
 
 	MaxMessageBytes int // larger mails are quarantined
 	ParseLimits     threading.Limits
+
+	// Loop protection (limits.go); zero values take the defaults there.
+	MaxNotificationsPerHour int           // notifications to one agent an hour
+	BreakerTrips            int           // refused automatic mails to one address that pause it
+	BreakerPause            time.Duration // how long it is then paused
+	UndeliverableFor        time.Duration // no automatic mail to an address after a permanent bounce
+	AdminEmail              string        // alerts by mail; "" only logs them
 }
 
 // Engine applies inbound mail to tickets. It is safe for concurrent use.
@@ -82,11 +88,18 @@ type Engine struct {
 	// Queued is called after a commit that queued outbound mail, to wake
 	// the outbox worker. May be nil.
 	Queued func()
+	// Alerted is called once for every alert, after the commit that
+	// recorded it (a metric). May be nil.
+	Alerted func(Alert)
+	// fault, when set (tests), is called at points of Handle to inject a
+	// failure such as a panic.
+	fault func(stage string)
 }
 
 // New returns an engine. The token secret comes from the database, so
 // replies keep threading across restarts and backups.
 func New(db *store.DB, cfg Config, templates *autoreply.Templates, log *slog.Logger) *Engine {
+	cfg = cfg.withDefaults()
 	e := &Engine{
 		db:        db,
 		cfg:       cfg,
@@ -160,61 +173,21 @@ type Result struct {
 	// Suspect says why a mail from an agent address was treated as
 	// customer mail; it is logged as a suspected spoof.
 	Suspect string
+	Bounce  bool // the mail is a delivery report (bounce.go)
+	Notice  bool // a notice about the quarantined mail was queued to its sender
 }
 
 // Handle stores one inbound mail and everything it causes in one
 // transaction. A returned error is temporary (the database failed): the
-// caller retries the same mail later. Broken mail is quarantined, not an error.
+// caller retries the same mail later. Broken mail is quarantined, not an
+// error, and so is mail whose handling panics (quarantine.go). HandleBatch
+// (batch.go) does the same for several mails at once.
 func (e *Engine) Handle(ctx context.Context, in Inbound) (res Result, err error) {
-	mb, ok := e.mailboxes[in.Mailbox]
-	if !ok {
+	if _, ok := e.mailboxes[in.Mailbox]; !ok {
 		return res, fmt.Errorf("handle %s uid %d: unknown mailbox", in.Mailbox, in.UID)
 	}
-	if e.cfg.MaxMessageBytes > 0 && len(in.Raw) > e.cfg.MaxMessageBytes {
-		return e.quarantine(in, nil, fmt.Sprintf("message too large: %d bytes, limit %d", len(in.Raw), e.cfg.MaxMessageBytes))
-	}
-	msg, reason := e.parse(in.Raw)
-	if msg == nil {
-		return e.quarantine(in, nil, reason)
-	}
-	if msg.From.Addr == "" {
-		return e.quarantine(in, msg, "no sender address in From")
-	}
-	verdict := autoreply.Classify(msg, e.own)
-
-	s := &step{}
-	err = e.db.Update(func(tx *store.Tx) error {
-		s = &step{e: e, tx: tx, via: mb, mb: mb, in: in, msg: msg, verdict: verdict, now: e.now()}
-		if err := tx.AdvanceCheckpoint(in.Mailbox, in.UIDValidity, in.UID); err != nil {
-			return err
-		}
-		if err := tx.AddPendingFlag(in.Mailbox, in.UIDValidity, in.UID); err != nil {
-			return err
-		}
-		key := msg.DedupeKey()
-		if tx.KnownKey(key) {
-			s.res.Rule = threading.RuleDuplicate
-			s.res.TicketID, _ = tx.TicketByMessageID(key)
-			s.res.Quarantined = tx.IsQuarantined(key)
-			return nil
-		}
-		return s.run(key)
-	})
-	if err != nil {
-		return s.res, fmt.Errorf("store %s uid %d: %w", in.Mailbox, in.UID, err)
-	}
-	// Logged after the commit, so a retried transaction logs once.
-	if s.res.Suspect != "" {
-		e.log.Warn("suspected spoof of an agent address: stored as customer mail",
-			"mailbox", in.Mailbox, "uid", in.UID, "from", msg.From.Addr, "ticket", s.res.TicketID, "reason", s.res.Suspect)
-	}
-	for _, p := range s.problems {
-		e.log.Warn("outbound mail skipped", "mailbox", in.Mailbox, "uid", in.UID, "ticket", s.res.TicketID, "problem", p)
-	}
-	if s.queued > 0 && e.Queued != nil {
-		e.Queued()
-	}
-	return s.res, nil
+	defer e.recoverPanic(in, &res, &err)
+	return e.handlePrepared(in, e.prepare(in.Raw))
 }
 
 // step is the work on one inbound mail inside its transaction.
@@ -226,12 +199,17 @@ type step struct {
 	in      Inbound
 	msg     *threading.Message
 	verdict autoreply.Verdict
+	report  *bounce.Report // the delivery report the mail is, or nil
 	now     time.Time
+	// staged holds the mail's bytes when they were written ahead (a big
+	// mail, store.NeedsStaging); storeInbound claims them.
+	staged *store.Staged
 
 	res      Result
 	queued   int      // outbound mails queued
 	problems []string // outbound mails that could not be composed
 	warnings []string // added to the stored message's warnings
+	logged            // what limits.go and bounce.go leave to log after the commit
 }
 
 // run threads the mail and hands it to the customer or the agent rules.
@@ -315,14 +293,11 @@ func (s *step) newTicket(key string) error {
 	if err != nil {
 		return err
 	}
-	queued, why, err := s.e.queueAck(s.tx, s.mb, tk, s.msg, s.verdict, s.now)
+	queued, why, err := s.queueAck(tk)
 	if err != nil {
 		return err
 	}
 	s.res.Acked, s.res.Reason = queued, why
-	if queued {
-		s.queued++
-	}
 	if s.verdict.Automated {
 		return nil
 	}
@@ -352,7 +327,13 @@ func (s *step) storeInbound(id uint64, kind, key string) (*store.Message, error)
 	m.Kind = kind
 	m.Warnings = append(m.Warnings, s.warnings...)
 	s.res.Kind = kind
-	if err := s.tx.AddMessage(m, s.in.Raw, key); err != nil {
+	var err error
+	if s.staged != nil {
+		err = s.tx.AddStagedMessage(m, s.staged, key)
+	} else {
+		err = s.tx.AddMessage(m, s.in.Raw, key)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -385,36 +366,6 @@ func (e *Engine) parse(raw []byte) (msg *threading.Message, reason string) {
 		return nil, err.Error()
 	}
 	return msg, ""
-}
-
-func (e *Engine) quarantine(in Inbound, msg *threading.Message, reason string) (Result, error) {
-	q := &store.Quarantined{
-		Mailbox: in.Mailbox, UIDValidity: in.UIDValidity, UID: in.UID,
-		Reason: reason, Size: len(in.Raw), ReceivedAt: e.now(), Raw: in.Raw,
-	}
-	key := "sha256:" + sha256Hex(in.Raw)
-	if msg != nil {
-		q.From, q.Subject = msg.From.Addr, msg.Subject
-		key = msg.DedupeKey()
-	}
-	res := Result{Quarantined: true, Reason: reason}
-	err := e.db.Update(func(tx *store.Tx) error {
-		if err := tx.AdvanceCheckpoint(in.Mailbox, in.UIDValidity, in.UID); err != nil {
-			return err
-		}
-		if err := tx.AddPendingFlag(in.Mailbox, in.UIDValidity, in.UID); err != nil {
-			return err
-		}
-		if tx.KnownKey(key) {
-			res.Rule = threading.RuleDuplicate
-			return nil
-		}
-		return tx.Quarantine(q, key)
-	})
-	if err != nil {
-		return res, fmt.Errorf("quarantine %s uid %d: %w", in.Mailbox, in.UID, err)
-	}
-	return res, nil
 }
 
 func (e *Engine) newTicket(mb Mailbox, msg *threading.Message, now time.Time) *store.Ticket {
@@ -572,86 +523,9 @@ func (p participants) IsParticipant(id uint64, addr string) bool {
 	return tk.Requester == addr || slices.Contains(tk.CC, addr)
 }
 
-var errNoTemplate = errors.New("no acknowledgement template")
-
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// queueAck queues the acknowledgement of a new ticket unless the mail is
-// automated or the sender (or everyone together) is past the rate limit.
-func (e *Engine) queueAck(tx *store.Tx, mb Mailbox, tk *store.Ticket, msg *threading.Message, v autoreply.Verdict, now time.Time) (bool, string, error) {
-	switch {
-	case !e.cfg.AutoreplyEnabled:
-		return false, "autoreply disabled", nil
-	case v.Automated:
-		return false, "automated mail: " + v.Reason, nil
-	case e.templates == nil:
-		return false, "", errNoTemplate
-	}
-	if ok, err := tx.Allow("ack:"+tk.Requester, now, e.cfg.Per, e.cfg.MaxPerSender); err != nil || !ok {
-		return false, "rate limit for " + tk.Requester, err
-	}
-	if e.cfg.GlobalMaxPerHour > 0 {
-		if ok, err := tx.Allow("ack:*", now, time.Hour, e.cfg.GlobalMaxPerHour); err != nil || !ok {
-			return false, "global acknowledgement rate limit", err
-		}
-	}
-	tag := threading.AddTag("", e.cfg.SubjectPrefix, tk.ID)
-	subject, body, err := e.templates.Ack(autoreply.AckData{
-		TicketID:       tk.ID,
-		Tag:            strings.TrimSpace(tag),
-		Subject:        tk.Subject,
-		MailboxName:    mb.Name,
-		MailboxAddress: mb.Address,
-		RequesterName:  tk.RequesterName,
-	})
-	if err != nil {
-		return false, "", fmt.Errorf("render acknowledgement: %w", err)
-	}
-	env := outbox.Envelope{
-		From:       outbox.Address{Addr: mb.Address},
-		To:         []outbox.Address{{Name: tk.RequesterName, Addr: tk.Requester}},
-		Subject:    subject,
-		Text:       body,
-		MessageID:  e.tokens.NewMessageID(tk.ID, ""),
-		InReplyTo:  msg.MessageID,
-		References: threadReferences(msg),
-		Date:       now,
-		Headers: [][2]string{
-			{"Auto-Submitted", "auto-replied"},
-			{"X-Auto-Response-Suppress", "All"},
-			{"Precedence", "auto_reply"},
-		},
-	}
-	raw, err := outbox.Compose(env)
-	if err != nil {
-		// The customer's address could not be written into a header: keep
-		// the ticket, skip the acknowledgement.
-		return false, "cannot compose acknowledgement: " + err.Error(), nil
-	}
-	out := &store.Message{
-		TicketID:    tk.ID,
-		MessageID:   env.MessageID,
-		Kind:        store.KindAutoreply,
-		From:        mb.Address,
-		To:          []string{tk.Requester},
-		Date:        now,
-		Subject:     subject,
-		Text:        body,
-		Attachments: []store.Attachment{},
-		References:  env.References,
-		Size:        len(raw),
-		ReceivedAt:  now,
-	}
-	if msg.MessageID != "" {
-		out.InReplyTo = []string{msg.MessageID}
-	}
-	if _, err := tx.Enqueue(out, mb.Address, []string{tk.Requester}, raw, now); err != nil {
-		return false, "", err
-	}
-	return true, "", nil
 }
 
 // threadReferences is the References of a reply to msg (RFC 5322 3.6.4):

@@ -89,9 +89,16 @@ type notice struct {
 	footer   string // what replying does
 }
 
-// notify queues one notification of n about tk to r.
+// notify queues one notification of n about tk to r, unless r may get no
+// automatic mail now (allowAuto).
 func (s *step) notify(tk *store.Ticket, r recipient, n notice) error {
 	e := s.e
+	if ok, why, err := s.allowAuto(r.Addr, autoNotification); err != nil || !ok {
+		if err == nil {
+			s.problems = append(s.problems, "notification to "+r.Addr+": "+why)
+		}
+		return err
+	}
 	var b strings.Builder
 	b.WriteString(n.lead + "\n\n")
 	text := strings.TrimSpace(n.text)
