@@ -2,6 +2,9 @@ package config
 
 import (
 	"github.com/go-viper/mapstructure/v2"
+	"strconv"
+	"strings"
+	"unicode"
 )
 
 // Error is a configuration problem at one key. Its message is one line,
@@ -18,11 +21,31 @@ type Error struct {
 	Err error
 }
 
+// Error is always one line: a key or value taken from the file may hold
+// line breaks (a quoted YAML key can), so control characters are escaped.
 func (e *Error) Error() string {
 	if e.Key == "" {
-		return "config: " + e.Problem
+		return "config: " + oneLine(e.Problem)
 	}
-	return "config: " + e.Key + ": " + e.Problem
+	return "config: " + oneLine(e.Key) + ": " + oneLine(e.Problem)
+}
+
+// oneLine escapes control characters the way strconv.Quote would, leaving
+// everything else as it is.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Unwrap returns the underlying cause, if any.

@@ -129,28 +129,34 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.opts.Started(d)
 			d.opts.Started = nil
 		}
-		select {
-		case <-ctx.Done():
-			d.notify("STOPPING=1")
-			d.log.Info("shutting down: finishing mail in hand")
-			stopLoops()
-			wait()
-			d.log.Info("stopped")
-			return nil
-		case <-d.opts.Reload:
-			d.notify("RELOADING=1")
-			next, err := d.reloadConfig()
-			if err != nil {
-				d.log.Error("reload refused, keeping the running configuration", "err", err)
-				d.notify("READY=1")
-				continue
+	running:
+		for {
+			select {
+			case <-ctx.Done():
+				d.notify("STOPPING=1")
+				d.log.Info("shutting down: finishing mail in hand")
+				stopLoops()
+				wait()
+				d.log.Info("stopped")
+				return nil
+			case <-d.opts.Reload:
+				d.notify("RELOADING=1")
+				next, err := d.reloadConfig()
+				if err != nil {
+					// The loops keep running: starting them again would
+					// run two of each (two workers sending the same mail).
+					d.log.Error("reload refused, keeping the running configuration", "err", err)
+					d.notify("READY=1")
+					continue
+				}
+				stopLoops()
+				wait()
+				d.mu.Lock()
+				d.cfg = next
+				d.mu.Unlock()
+				d.log.Info("configuration reloaded", "mailboxes", len(next.Mailboxes), "agents", len(next.Agents))
+				break running
 			}
-			stopLoops()
-			wait()
-			d.mu.Lock()
-			d.cfg = next
-			d.mu.Unlock()
-			d.log.Info("configuration reloaded", "mailboxes", len(next.Mailboxes), "agents", len(next.Agents))
 		}
 	}
 }
@@ -188,6 +194,9 @@ func (d *Daemon) start(ctx context.Context) (wait func(), err error) {
 		MaxBackoff:  cfg.Outbox.MaxBackoff,
 		OnDead: func(it outbox.Item, err error) {
 			d.log.Error("outbound mail given up", "outbox_id", it.ID, "to", it.To, "err", err)
+			if err := engine.DeadLetter(it.ID, err.Error()); err != nil {
+				d.log.Error("could not tell the agents about a given-up mail", "outbox_id", it.ID, "err", err)
+			}
 		},
 	}
 	engine.Queued = worker.Kick

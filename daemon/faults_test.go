@@ -2,9 +2,12 @@ package daemon_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/helpdesk/helpdesk/config"
 	"github.com/helpdesk/helpdesk/internal/mailtest"
 	"github.com/helpdesk/helpdesk/store"
 )
@@ -114,4 +117,51 @@ func TestUIDValidityResetDuplicatesNothing(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A permanent refusal dead-letters the acknowledgement at once, shows it as
+// failed on the ticket, and tells the agents.
+func TestPermanentRefusalIsDeadLetteredAndAgentsAreTold(t *testing.T) {
+	e := newEnv(t, mailtest.SMTPOptions{})
+	e.cfg.Agents = []config.Agent{{Email: "alice@example.com", Name: "Alice"}}
+	e.smtp.RejectRcpt("gone@example.org", 550, "5.1.1 no such user")
+	e.start()
+	e.deliver(mailFrom("Gone <gone@example.org>", "Account locked", "dead1@example.org"))
+	e.eventually("the acknowledgement failed", func(tx *store.Tx) bool {
+		msgs, _ := tx.Messages(1)
+		for _, m := range msgs {
+			if m.Kind == store.KindAutoreply && m.Delivery != nil && m.Delivery.Status == "failed" {
+				return strings.Contains(m.Delivery.LastError, "550")
+			}
+		}
+		return false
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var told bool
+		for _, m := range e.smtp.Messages() {
+			if slices.Contains(m.To, "alice@example.com") && strings.Contains(string(m.Data), "was given up") {
+				told = true
+			}
+		}
+		if told {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no agent was told about the given-up acknowledgement")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Not inside eventually's read transaction: OutboxLen opens its own.
+	for q, dead, _ := e.d.DB().OutboxLen(); q != 0 || dead != 1; q, dead, _ = e.d.DB().OutboxLen() {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox queued %d dead %d, want 0 and 1", q, dead)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, m := range e.smtp.Messages() {
+		if slices.Contains(m.To, "gone@example.org") {
+			t.Errorf("a mail reached the refused address")
+		}
+	}
 }
