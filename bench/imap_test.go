@@ -66,7 +66,8 @@ func appendOne(c *imapclient.Client, raw []byte) error {
 // starts from an untouched backlog.
 func markUnseen(tb testing.TB, dove *mailtest.Dovecot, user string) {
 	tb.Helper()
-	c := dove.Client(tb, user)
+	c := watcher(tb, dove, user)
+	defer c.Close()
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		tb.Fatalf("select: %v", err)
 	}
@@ -75,6 +76,18 @@ func markUnseen(tb testing.TB, dove *mailtest.Dovecot, user string) {
 	if err != nil {
 		tb.Fatalf("clear \\Seen: %v", err)
 	}
+}
+
+// watcher is a connection of the harness's own as user, to be closed by
+// the caller: Dovecot allows ten per user and address, and the clients of
+// mailtest stay open until the test ends.
+func watcher(tb testing.TB, dove *mailtest.Dovecot, user string) *imapclient.Client {
+	tb.Helper()
+	c, err := dialUser(dove, user, "secret", nil)
+	if err != nil {
+		tb.Fatalf("connect as %s: %v", user, err)
+	}
+	return c
 }
 
 // unseen returns the number of mails without \Seen in INBOX.

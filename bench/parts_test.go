@@ -78,7 +78,17 @@ func startDaemon(tb testing.TB, path string, dove *mailtest.Dovecot) (*daemon.Da
 	if err != nil {
 		tb.Fatal(err)
 	}
-	d, err := daemon.Open(daemon.Options{Config: cfg, Log: slog.New(slog.DiscardHandler), RootCAs: dove.Cert.Pool})
+	log := slog.New(slog.DiscardHandler)
+	if path := os.Getenv("BENCH_DAEMON_LOG"); path != "" {
+		// Diagnostics: the in-process daemon's log, at debug level.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { f.Close() })
+		log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	d, err := daemon.Open(daemon.Options{Config: cfg, Log: log, RootCAs: dove.Cert.Pool})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -125,7 +135,8 @@ func profileTo(tb testing.TB, dir, name string) func() {
 func ingestRun(tb testing.TB, dove *mailtest.Dovecot, sink *mailtest.SMTPSink, user string, n int, profileDir string) time.Duration {
 	tb.Helper()
 	markUnseen(tb, dove, user)
-	watch := dove.Client(tb, user)
+	watch := watcher(tb, dove, user)
+	defer watch.Close()
 	path := writeConfig(tb, rigConfig{Dir: tb.TempDir(), IMAPPort: dove.IMAPSPort, User: user, SMTPPort: sink.Port})
 	stopProfile := profileTo(tb, profileDir, "ingest")
 	start := time.Now()
@@ -255,7 +266,7 @@ func buildBinary(tb testing.TB, dir string) string {
 
 // memoryRun runs `helpdesk serve` as a subprocess on user's backlog until
 // every mail is flagged, and reads its peak resident set (VmHWM).
-func memoryRun(tb testing.TB, bin string, dove *mailtest.Dovecot, sink *mailtest.SMTPSink, user string, maxMessage string) memoryResult {
+func memoryRun(tb testing.TB, bin string, dove *mailtest.Dovecot, sink *mailtest.SMTPSink, user string, maxMessage string, env ...string) memoryResult {
 	tb.Helper()
 	markUnseen(tb, dove, user)
 	dir := tb.TempDir()
@@ -264,10 +275,16 @@ func memoryRun(tb testing.TB, bin string, dove *mailtest.Dovecot, sink *mailtest
 		tb.Fatal(err)
 	}
 	path := writeConfig(tb, rigConfig{Dir: dir, IMAPPort: dove.IMAPSPort, User: user, SMTPPort: sink.Port, MaxMessage: maxMessage})
-	watch := dove.Client(tb, user)
+	watch := watcher(tb, dove, user)
+	defer watch.Close()
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "serve", "--config", path)
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ca)
+	cmd.Env = append(cmd.Env, env...)
+	if extra := os.Getenv("BENCH_SERVE_ENV"); extra != "" {
+		// Diagnostics: GODEBUG=gctrace=1, GOGC, GOMEMLIMIT … for the daemon.
+		cmd.Env = append(cmd.Env, strings.Fields(extra)...)
+	}
 	cmd.Stderr = &stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -283,6 +300,12 @@ func memoryRun(tb testing.TB, bin string, dove *mailtest.Dovecot, sink *mailtest
 	}()
 	deadline := start.Add(20 * time.Minute)
 	var res memoryResult
+	var dbRSS int64
+	defer func() {
+		if dbRSS > 0 {
+			tb.Logf("diagnostics: peak resident size of the database map %.1f MB", mb(dbRSS))
+		}
+	}()
 	for {
 		left, err := unseen(watch)
 		if err != nil {
@@ -302,6 +325,9 @@ func memoryRun(tb testing.TB, bin string, dove *mailtest.Dovecot, sink *mailtest
 		if file, err := procStatus(cmd.Process.Pid, "RssFile"); err == nil {
 			res.PeakFile = max(res.PeakFile, file)
 		}
+		if os.Getenv("BENCH_SMAPS") != "" {
+			dbRSS = max(dbRSS, mappingRSS(cmd.Process.Pid, "helpdesk.db"))
+		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("helpdesk serve: %d mails still unflagged", left)
 		}
@@ -312,6 +338,12 @@ func memoryRun(tb testing.TB, bin string, dove *mailtest.Dovecot, sink *mailtest
 		tb.Fatal(err)
 	}
 	res.PeakRSS = hwm
+	if path := os.Getenv("BENCH_SMAPS"); path != "" {
+		// Diagnostics: where the resident memory of the daemon is.
+		if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", cmd.Process.Pid)); err == nil {
+			_ = os.WriteFile(path, data, 0o644)
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		tb.Fatal(err)
 	}
@@ -327,6 +359,27 @@ func memoryRun(tb testing.TB, bin string, dove *mailtest.Dovecot, sink *mailtest
 		tb.Errorf("helpdesk serve logged errors:\n%s", tail(stderr.String(), 2000))
 	}
 	return res
+}
+
+// mappingRSS is the resident size of the mappings of pid whose path ends
+// in name (diagnostics).
+func mappingRSS(pid int, name string) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0
+	}
+	var total int64
+	in := false
+	for line := range strings.SplitSeq(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 5 && strings.Contains(fields[0], "-") {
+			in = strings.HasSuffix(line, name)
+		} else if in && len(fields) == 3 && fields[0] == "Rss:" {
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			total += kb << 10
+		}
+	}
+	return total
 }
 
 // procStatus reads a "kB" field of /proc/PID/status in bytes.
@@ -443,7 +496,7 @@ func outboundRun(tb testing.TB, n int, profileDir string) outboundResult {
 	sink := mailtest.StartSMTP(tb, mailtest.SMTPOptions{})
 	sender := outbox.NewSMTPSender(outbox.SMTPConfig{Host: sink.Host, Port: sink.Port, TLS: outbox.TLSNone, Timeout: 10 * time.Second})
 	defer sender.Close()
-	w := &outbox.Worker{Queue: probeQueue{storeQueue{db}}, Sender: probeSender{sender}, Log: slog.New(slog.DiscardHandler),
+	w := &outbox.Worker{Queue: storeQueue{db}, Sender: sender, Log: slog.New(slog.DiscardHandler),
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -459,7 +512,6 @@ func outboundRun(tb testing.TB, n int, profileDir string) outboundResult {
 	}
 	res.Outbox = time.Since(start)
 	res.OutboxCPU = cpuTime() - cpu0
-	tb.Logf("probe: due %v send %v rec %v", time.Duration(probeDue.Swap(0)), time.Duration(probeSend.Swap(0)), time.Duration(probeRec.Swap(0)))
 	stopProfile()
 	cancel()
 	if err := <-done; err != nil {

@@ -32,7 +32,7 @@ func (h handler) Handle(ctx context.Context, d inbox.Delivery) (inbox.Dispositio
 func (h handler) HandleBatch(ctx context.Context, ds []inbox.Delivery) ([]inbox.Disposition, error) {
 	ins := make([]ticket.Inbound, len(ds))
 	for i, d := range ds {
-		ins[i] = ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw}
+		ins[i] = ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw, Prepared: d.Prepared}
 	}
 	results, err := h.engine.HandleBatch(ctx, ins)
 	disps := make([]inbox.Disposition, len(results))
@@ -40,6 +40,12 @@ func (h handler) HandleBatch(ctx context.Context, ds []inbox.Delivery) ([]inbox.
 		disps[i] = h.done(ds[i], res)
 	}
 	return disps, err
+}
+
+// Prepare makes handler an inbox.Preparer: mail is parsed as soon as it is
+// read, while the mail before it is being committed.
+func (h handler) Prepare(d inbox.Delivery) any {
+	return h.engine.Prepare(ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw})
 }
 
 // done logs a committed mail's outcome.

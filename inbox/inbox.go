@@ -52,6 +52,9 @@ type Delivery struct {
 	UIDValidity uint32
 	UID         uint32
 	Raw         []byte // the message exactly as the server stored it
+	// Prepared is what the handler's Prepare returned for this message
+	// (Preparer), handed to HandleBatch; nil otherwise.
+	Prepared any
 }
 
 // Disposition is the handler's verdict on a committed message.

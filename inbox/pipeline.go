@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -25,10 +27,19 @@ type BatchHandler interface {
 	HandleBatch(ctx context.Context, ds []Delivery) ([]Disposition, error)
 }
 
+// Preparer is an optional part of a BatchHandler: Prepare does the work on
+// a message that needs no transaction (parsing, classifying) as soon as it
+// is read, on as many goroutines as there are CPUs, while earlier mail is
+// being committed; HandleBatch gets the result in Delivery.Prepared. It
+// must be safe for concurrent use. A panic in it leaves Prepared nil.
+type Preparer interface {
+	Prepare(d Delivery) any
+}
+
 const (
 	// readAhead bounds the bytes read from the server and not yet handed
 	// to the handler (plus the one message being read, whatever its size).
-	readAhead = 4 << 20
+	readAhead = 8 << 20
 	// maxGroupMails and maxGroupBytes bound one HandleBatch: the handler
 	// gets what has been read while it committed the previous group, so
 	// the group grows with the backlog and stays at one mail when mail
@@ -45,13 +56,14 @@ const (
 // (ascending) with UID FETCH commands of FetchBatch UIDs each; a reader
 // goroutine reads the messages while the handler commits the ones read
 // before, in groups; handled mail is flagged with STOREs sent while the
-// fetching goes on, and moved (MoveTo) once it is over. It stops at the first UID
-// the server skips or returns out of order (round resolves that the
-// careful way), at the first handler error, and when ctx is cancelled. n
-// is the number of leading UIDs handled; they are flagged (and their
+// fetching goes on, and moved (MoveTo) once it is over. It stops at the
+// first UID the server skips or returns out of order (round resolves that
+// the careful way), at the first handler error, and when ctx is cancelled.
+// n is the number of leading UIDs handled; they are flagged (and their
 // pending flags cleared) before it returns, unless err says otherwise.
 func (m *Mailbox) fetchPipelined(ctx context.Context, s *session, bh BatchHandler, uids []imap.UID) (n int, err error) {
-	r := m.startReader(s, uids)
+	prep, _ := bh.(Preparer)
+	r := m.startReader(s, uids, prep)
 	var (
 		handled, quarantined []imap.UID
 		stores               []*imapclient.FetchCommand
@@ -65,11 +77,13 @@ func (m *Mailbox) fetchPipelined(ctx context.Context, s *session, bh BatchHandle
 		ds := make([]Delivery, len(group))
 		size, big := 0, false
 		for i, f := range group {
-			ds[i] = Delivery{Mailbox: m.cfg.Name, UIDValidity: s.uidValidity, UID: uint32(f.uid), Raw: f.raw}
+			ds[i] = Delivery{Mailbox: m.cfg.Name, UIDValidity: s.uidValidity, UID: uint32(f.uid), Raw: f.raw, Prepared: f.prepared}
 			size += len(f.raw)
 			big = big || len(f.raw) >= bigMessage
 		}
+		start := time.Now()
 		disps, herr := m.handleBatch(ctx, bh, ds)
+		m.log.Debug("group handled", "mails", len(ds), "bytes", size, "took", time.Since(start))
 		var done, quar []imap.UID
 		for i, d := range disps[:min(len(disps), len(group))] {
 			uid := group[i].uid
@@ -97,11 +111,11 @@ func (m *Mailbox) fetchPipelined(ctx context.Context, s *session, bh BatchHandle
 		} else if len(done) < len(ds) {
 			stopErr = errors.New("handler committed fewer mails than it was given, without an error")
 		}
-		group, ds = nil, nil
 		r.release(size)
 		if big {
-			// The big buffer is garbage now; without this the heap would
-			// only be collected once it had grown by as much again.
+			// The big buffer is garbage now (nothing below uses the group);
+			// without this the heap would only be collected once it had
+			// grown by as much again.
 			debug.FreeOSMemory()
 		}
 	}
@@ -170,11 +184,16 @@ func (m *Mailbox) finishFlags(s *session, handled []imap.UID, stores []*imapclie
 	return nil
 }
 
-// reader reads the messages of pipelined UID FETCH commands on a goroutine
-// of its own, strictly in UID order, into a queue bounded by readAhead.
+// reader reads the messages of the UID FETCH commands on a goroutine of
+// its own, strictly in UID order, into a queue bounded by readAhead; with
+// a Preparer, workers prepare each message as it arrives and group hands
+// out only prepared ones.
 type reader struct {
-	m *Mailbox
-	s *session
+	m    *Mailbox
+	s    *session
+	prep Preparer
+	work chan *fetched // to the preparing workers
+	wg   sync.WaitGroup
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -185,11 +204,38 @@ type reader struct {
 	err     error // why reading ended early; nil at the end or at a gap
 }
 
-func (m *Mailbox) startReader(s *session, uids []imap.UID) *reader {
-	r := &reader{m: m, s: s}
+func (m *Mailbox) startReader(s *session, uids []imap.UID, prep Preparer) *reader {
+	r := &reader{m: m, s: s, prep: prep}
 	r.cond = sync.NewCond(&r.mu)
+	if prep != nil {
+		r.work = make(chan *fetched, 64)
+		for range runtime.GOMAXPROCS(0) {
+			r.wg.Go(r.prepare)
+		}
+	}
 	go r.run(uids)
 	return r
+}
+
+// prepare is a worker: it prepares messages until the reader is done.
+func (r *reader) prepare() {
+	for f := range r.work {
+		p := r.prepareOne(f)
+		r.mu.Lock()
+		f.prepared, f.ready = p, true
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	}
+}
+
+func (r *reader) prepareOne(f *fetched) (p any) {
+	defer func() {
+		if recover() != nil {
+			// HandleBatch prepares it again, where the panic is handled.
+			p = nil
+		}
+	}()
+	return r.prep.Prepare(Delivery{Mailbox: r.m.cfg.Name, UIDValidity: r.s.uidValidity, UID: uint32(f.uid), Raw: f.raw})
 }
 
 // group waits for at least one message and returns every one read since,
@@ -197,14 +243,14 @@ func (m *Mailbox) startReader(s *session, uids []imap.UID) *reader {
 func (r *reader) group() (g []*fetched, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for len(r.queue) == 0 && !r.done {
+	for (len(r.queue) == 0 || !r.queue[0].ready) && !r.done {
 		r.cond.Wait()
 	}
 	if len(r.queue) == 0 {
 		return nil, false
 	}
 	size := 0
-	for len(r.queue) > 0 && len(g) < maxGroupMails && (len(g) == 0 || size+len(r.queue[0].raw) <= maxGroupBytes) {
+	for len(r.queue) > 0 && r.queue[0].ready && len(g) < maxGroupMails && (len(g) == 0 || size+len(r.queue[0].raw) <= maxGroupBytes) {
 		size += len(r.queue[0].raw)
 		g = append(g, r.queue[0])
 		r.queue[0] = nil
@@ -260,6 +306,11 @@ func (r *reader) run(uids []imap.UID) {
 				err = fmt.Errorf("fetch: %w", cerr)
 			}
 		}
+		if r.work != nil {
+			// The workers finish what they have, then leave.
+			close(r.work)
+			r.wg.Wait()
+		}
 		r.mu.Lock()
 		r.err, r.done = err, true
 		r.cond.Broadcast()
@@ -278,7 +329,7 @@ func (r *reader) run(uids []imap.UID) {
 			}
 			var msg *fetched
 			if err = m.await(c, func() (err error) {
-				msg, err = nextMessage(cmd)
+				msg, err = nextMessageReserving(cmd, r.reserve)
 				return err
 			}); err != nil {
 				err = fmt.Errorf("fetch uid %d: %w", want, err)
@@ -292,11 +343,15 @@ func (r *reader) run(uids []imap.UID) {
 				return
 			}
 			m.fetched.Add(1)
+			msg.ready = r.work == nil
 			r.mu.Lock()
 			r.queue = append(r.queue, msg)
 			r.queued += len(msg.raw)
 			r.cond.Broadcast()
 			r.mu.Unlock()
+			if r.work != nil {
+				r.work <- msg
+			}
 		}
 		closed++
 		if err = m.await(c, cmd.Close); err != nil {
@@ -305,6 +360,21 @@ func (r *reader) run(uids []imap.UID) {
 		}
 		issue()
 	}
+}
+
+// reserve is called with the size of the next message before it is read.
+// A big one waits until everything read before it is handled, and the heap
+// is trimmed first: it is then the only big thing in memory.
+func (r *reader) reserve(size int64) {
+	if size < bigMessage {
+		return
+	}
+	r.mu.Lock()
+	for r.queued > 0 && !r.stopped {
+		r.cond.Wait()
+	}
+	r.mu.Unlock()
+	debug.FreeOSMemory()
 }
 
 // wait blocks while the read-ahead is used up; false when stopped.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,5 +216,52 @@ func TestPipelinePanicIsRetried(t *testing.T) {
 	}
 	if got := commitUIDs(st.commits()); !slices.Equal(got, uids) {
 		t.Errorf("committed %v, want %v once each", got, uids)
+	}
+}
+
+// preparingStore is a batchStore that prepares each mail as it is read.
+type preparingStore struct {
+	*batchStore
+	prepared sync.Map // uid → true
+	mismatch atomic.Int32
+}
+
+func (p *preparingStore) Prepare(d inbox.Delivery) any {
+	p.prepared.Store(d.UID, true)
+	return messageID(d.Raw)
+}
+
+func (p *preparingStore) HandleBatch(ctx context.Context, ds []inbox.Delivery) ([]inbox.Disposition, error) {
+	for _, d := range ds {
+		if d.Prepared != messageID(d.Raw) {
+			p.mismatch.Add(1)
+		}
+	}
+	return p.batchStore.HandleBatch(ctx, ds)
+}
+
+// TestPipelinePreparesEveryMailBeforeItsGroup: with a Preparer, every mail
+// reaches HandleBatch with its own preparation.
+func TestPipelinePreparesEveryMailBeforeItsGroup(t *testing.T) {
+	t.Parallel()
+	d := mailtest.StartDovecot(t, map[string]string{"support": password})
+	uids := appendMails(t, d, "support", 9)
+	st := &preparingStore{batchStore: newBatchStore()}
+	cfg := config(d, "support")
+	cfg.FetchBatch = 4
+	mb := inbox.New(cfg, st, st, testLogger(t))
+	r := run(t, mb)
+	eventually(t, 10*time.Second, "9 mails flagged", func() bool { return mb.Stats().Flagged == 9 })
+	r.stop()
+	if got := commitUIDs(st.commits()); !slices.Equal(got, uids) {
+		t.Errorf("handled UIDs = %v, want %v", got, uids)
+	}
+	for _, uid := range uids {
+		if _, ok := st.prepared.Load(uid); !ok {
+			t.Errorf("uid %d never prepared", uid)
+		}
+	}
+	if n := st.mismatch.Load(); n != 0 {
+		t.Errorf("%d mails reached HandleBatch without their own preparation", n)
 	}
 }

@@ -502,11 +502,21 @@ type fetched struct {
 	uid     imap.UID
 	raw     []byte
 	hasBody bool
+	// For the pipeline (reader.mu guards them): the Preparer's result,
+	// and whether the message may be handed out.
+	prepared any
+	ready    bool
 }
 
 // nextMessage reads the next message of a FETCH whole, or returns nil at
 // the end of the responses.
 func nextMessage(cmd *imapclient.FetchCommand) (*fetched, error) {
+	return nextMessageReserving(cmd, nil)
+}
+
+// nextMessageReserving is nextMessage calling reserve (when not nil) with
+// the size of the body before reading it.
+func nextMessageReserving(cmd *imapclient.FetchCommand, reserve func(size int64)) (*fetched, error) {
 	data := cmd.Next()
 	if data == nil {
 		return nil, nil
@@ -520,6 +530,9 @@ func nextMessage(cmd *imapclient.FetchCommand) (*fetched, error) {
 		case imapclient.FetchItemDataBodySection:
 			if item.Literal == nil {
 				continue // BODY[] NIL: treated as no body
+			}
+			if reserve != nil {
+				reserve(item.Literal.Size())
 			}
 			buf := make([]byte, 0, min(item.Literal.Size(), maxPrealloc))
 			w := &appendWriter{buf: buf}

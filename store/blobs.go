@@ -10,11 +10,15 @@ import (
 )
 
 // Raw mail bytes are kept as blobs: a blob ID from the blobs bucket's
-// sequence, and its bytes cut into chunks of at most blobChunk under
-// blobID‖chunk. Keys only ever grow, so bbolt appends: a stored mail's pages
-// are written once and never copied again by later inserts (with the old
-// ticketID‖seq keys of the raw bucket, every follow-up to an old ticket
-// rewrote a leaf full of other mails' bytes).
+// sequence, and its bytes cut into chunks of at most blobChunk. Chunk c of
+// blob id is a bucket of its own under blobID‖c, holding the bytes under
+// chunkValue. Its pages are its own: they are written once, and storing
+// later mail never copies them again, nor reads them back through the
+// memory map. (Values in the blobs bucket itself would share leaves: bbolt
+// splits no leaf of four keys or fewer, so each new mail would rewrite the
+// last few mails' bytes, and over time map the whole file into the
+// daemon's memory. With the old ticketID‖seq keys of the raw bucket, every
+// follow-up to an old ticket rewrote a leaf full of other mails' bytes.)
 //
 // A mail of up to stageThreshold is written by the transaction that stores
 // its message. A bigger one is staged first (DB.Stage): written ahead in
@@ -29,6 +33,9 @@ const (
 	stageTxBytes   = 2 * blobChunk
 )
 
+// chunkValue is the one key of a chunk's bucket.
+var chunkValue = []byte("b")
+
 func blobKey(id uint64, chunk uint32) []byte {
 	k := make([]byte, 12)
 	binary.BigEndian.PutUint64(k, id)
@@ -41,9 +48,13 @@ func putBlobChunks(b *bolt.Bucket, id uint64, first uint32, raw []byte) error {
 	chunk := first
 	for {
 		n := min(len(raw), blobChunk)
+		cb, err := b.CreateBucket(blobKey(id, chunk))
+		if err != nil {
+			return fmt.Errorf("blob %d chunk %d: %w", id, chunk, err)
+		}
 		// bbolt keeps the slice until commit: raw must not change before,
 		// which holds for every caller (mail bytes are never modified).
-		if err := b.Put(blobKey(id, chunk), raw[:n]); err != nil {
+		if err := cb.Put(chunkValue, raw[:n]); err != nil {
 			return fmt.Errorf("blob %d chunk %d: %w", id, chunk, err)
 		}
 		raw = raw[n:]
@@ -64,43 +75,65 @@ func (t *Tx) putBlob(raw []byte) (uint64, error) {
 	return id, putBlobChunks(b, id, 0, raw)
 }
 
-// blob returns a copy of blob id, or ErrNotFound.
-func (t *Tx) blob(id uint64) ([]byte, error) {
-	c := t.bucket(bucketBlobs).Cursor()
+// chunks calls fn with the bytes of every chunk of blob id, in order
+// (valid in the transaction only), and reports whether the blob exists.
+func (t *Tx) chunks(id uint64, fn func(chunk []byte)) bool {
+	b := t.bucket(bucketBlobs)
+	c := b.Cursor()
 	prefix := u64(id)
-	var out []byte
 	found := false
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		found = true
-		out = append(out, v...)
+		switch {
+		case v != nil:
+			// QUIRK: the first builds of schema 2 stored a chunk as a plain
+			// value under its key; such databases read the same.
+			fn(v)
+		default:
+			if cb := b.Bucket(k); cb != nil {
+				fn(cb.Get(chunkValue))
+			}
+		}
 	}
-	if !found {
+	return found
+}
+
+// blob returns a copy of blob id, or ErrNotFound.
+func (t *Tx) blob(id uint64) ([]byte, error) {
+	out := []byte{}
+	if !t.chunks(id, func(chunk []byte) { out = append(out, chunk...) }) {
 		return nil, fmt.Errorf("blob %d: %w", id, ErrNotFound)
-	}
-	if out == nil {
-		out = []byte{}
 	}
 	return out, nil
 }
 
 // blobSize returns the total size of blob id and whether it exists.
 func (t *Tx) blobSize(id uint64) (int, bool) {
-	c := t.bucket(bucketBlobs).Cursor()
-	prefix := u64(id)
-	n, found := 0, false
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		n += len(v)
-		found = true
-	}
+	n := 0
+	found := t.chunks(id, func(chunk []byte) { n += len(chunk) })
 	return n, found
 }
 
 // deleteBlob removes every chunk of blob id.
 func (t *Tx) deleteBlob(id uint64) error {
-	c := t.bucket(bucketBlobs).Cursor()
+	b := t.bucket(bucketBlobs)
+	c := b.Cursor()
 	prefix := u64(id)
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
+	var keys, values [][]byte
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if v != nil {
+			values = append(values, bytes.Clone(k)) // an early schema-2 chunk
+		} else {
+			keys = append(keys, bytes.Clone(k))
+		}
+	}
+	for _, k := range keys {
+		if err := b.DeleteBucket(k); err != nil {
+			return fmt.Errorf("delete blob %d: %w", id, err)
+		}
+	}
+	for _, k := range values {
+		if err := b.Delete(k); err != nil {
 			return fmt.Errorf("delete blob %d: %w", id, err)
 		}
 	}

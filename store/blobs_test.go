@@ -317,3 +317,49 @@ func TestDeliveryStateOverlayAndUpdateMessage(t *testing.T) {
 		t.Errorf("after UpdateMessage: %q", got)
 	}
 }
+
+// Databases written by the first builds of schema 2 kept a chunk as a plain
+// value rather than a bucket: they read, check and delete the same.
+func TestEarlyChunksAsValuesStillRead(t *testing.T) {
+	db := openTest(t)
+	raw := bigRaw(blobChunk + 10)
+	err := db.Update(func(tx *Tx) error {
+		b := tx.bucket(bucketBlobs)
+		id, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := b.Put(blobKey(id, 0), raw[:blobChunk]); err != nil {
+			return err
+		}
+		if err := b.Put(blobKey(id, 1), raw[blobChunk:]); err != nil {
+			return err
+		}
+		return tx.quarantine(&Quarantined{Mailbox: "support", UID: 1, Reason: "old"}, id, "sha256:aa")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *Tx) error {
+		if got, err := tx.QuarantinedRaw(1); err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("early chunks read back as %d bytes, %v", len(got), err)
+		}
+		return nil
+	})
+	if err := db.Check(); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	db.Update(func(tx *Tx) error {
+		if err := tx.deleteBlob(1); err != nil {
+			t.Errorf("delete: %v", err)
+		}
+		if _, ok := tx.blobSize(1); ok {
+			t.Error("early chunks survived deleteBlob")
+		}
+		// Check would now find the quarantined mail's blob missing.
+		if err := tx.bucket(bucketMsgIDs).Delete([]byte("sha256:aa")); err != nil {
+			return err
+		}
+		return tx.bucket(bucketQuarantine).Delete(u64(1))
+	})
+}

@@ -301,6 +301,7 @@ func (t *Tx) blobChunks() (map[uint64]*blobInfo, error) {
 		if len(k) != 12 {
 			return fmt.Errorf("blobs: malformed key %x", k)
 		}
+
 		id, chunk := binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])
 		bi := out[id]
 		if bi == nil {

@@ -7,9 +7,10 @@
 //	               "secret"  → 32 random bytes, the HMAC key of our Message-ID tokens
 //	tickets        ticketID  → Ticket (IDs from the bucket's sequence: increasing, never reused)
 //	messages       ticketID‖seq → Message without its raw bytes (seq from the bucket's sequence)
-//	blobs          blobID‖chunk(4) → up to 1 MiB of a mail's raw RFC 5322 bytes, exactly as
-//	               received or sent (IDs from the bucket's sequence; see blobs.go). Message.Blob,
-//	               Quarantined.Blob and Outbound.Blob name them.
+//	blobs          blobID‖chunk(4) → a bucket holding, under "b", up to 1 MiB of a mail's raw
+//	               RFC 5322 bytes, exactly as received or sent (IDs from the bucket's sequence;
+//	               a bucket per chunk keeps each mail's pages to itself: see blobs.go).
+//	               Message.Blob, Quarantined.Blob and Outbound.Blob name them.
 //	staged         blobID → unix nanoseconds: a big mail written ahead (DB.Stage) that no
 //	               transaction has claimed yet; removed by the claim, by Unstage, or at Open
 //	raw            ticketID‖seq → raw bytes of messages stored by schema 1 (Message.Blob 0); read only
@@ -93,6 +94,9 @@ var (
 	keySecret = []byte("secret")
 )
 
+// initialMmapSize is the least address space bbolt maps for the file.
+const initialMmapSize = 1 << 30
+
 // Options tune Open.
 type Options struct {
 	// Timeout is how long Open waits for another process's file lock
@@ -108,6 +112,7 @@ type Options struct {
 type DB struct {
 	bolt   *bolt.DB
 	secret []byte
+	trim   trimmer // see mapped.go
 }
 
 // Open opens or creates the database at path (mode 0600, its directory 0700
@@ -126,6 +131,10 @@ func Open(path string, opts Options) (*DB, error) {
 		ReadOnly:     opts.ReadOnly,
 		NoSync:       opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
+		// Address space only: a bigger map from the start spares the remaps
+		// (and the copying of every page a transaction holds) while the
+		// file grows. Only the pages read are resident.
+		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open database %s: %w", path, ErrLocked)
@@ -173,14 +182,18 @@ func (db *DB) Secret() []byte { return bytes.Clone(db.secret) }
 
 // Update runs fn in one read-write transaction: all of its writes or none.
 func (db *DB) Update(fn func(*Tx) error) error {
-	return db.bolt.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	err := db.bolt.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	db.trim.maybeTrim(db.bolt)
+	return err
 }
 
 // Batch is Update for concurrent callers: bbolt may commit several callers'
 // functions in one transaction (group commit), and may run fn more than once,
 // so fn must have no effect outside the transaction.
 func (db *DB) Batch(fn func(*Tx) error) error {
-	return db.bolt.Batch(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	err := db.bolt.Batch(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	db.trim.maybeTrim(db.bolt)
+	return err
 }
 
 // View runs fn in a read-only transaction.

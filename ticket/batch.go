@@ -31,7 +31,20 @@ const (
 	// maxGroupMails and maxGroupBytes bound one group transaction.
 	maxGroupMails = 512
 	maxGroupBytes = 8 << 20
+	// releaseEvery is how many mails of a group are applied between two
+	// Tx.ReleaseMapped: each mail reads index leaves all over the file.
+	releaseEvery = 32
 )
+
+// Prepare parses and classifies a mail outside any transaction, for
+// HandleBatch to find in Inbound.Prepared: the inbox calls it as soon as a
+// mail is read, on every CPU, while earlier mail is being committed. It is
+// safe for concurrent use and never panics (a panic is kept for
+// HandleBatch, which quarantines the mail).
+func (e *Engine) Prepare(in Inbound) any {
+	p := e.prepareSafe(in.Raw)
+	return &p
+}
 
 // HandleBatch stores ins, in order, in as few transactions as it can, with
 // the outcome Handle would give each. It returns the results of the leading
@@ -75,22 +88,33 @@ func (e *Engine) groupable(in Inbound, p prepared) bool {
 	return known && p.panic == nil && !p.oversized && p.unfit == "" && !store.NeedsStaging(len(in.Raw))
 }
 
-// prepareAll prepares every mail, on as many goroutines as there are CPUs.
-// A panic is kept with the mail it came from, which handleOne quarantines.
+// prepareSafe is prepare with a panic kept in the result, for handleOne
+// to quarantine the mail.
+func (e *Engine) prepareSafe(raw []byte) (p prepared) {
+	defer func() {
+		if r := recover(); r != nil {
+			p = prepared{panic: &panicError{value: r, stack: debug.Stack()}}
+		}
+	}()
+	return e.prepare(raw)
+}
+
+// prepareAll returns every mail's preparation: the one Prepare made, or a
+// new one, made on as many goroutines as there are CPUs.
 func (e *Engine) prepareAll(ins []Inbound) []prepared {
 	preps := make([]prepared, len(ins))
-	one := func(i int) {
-		defer func() {
-			if p := recover(); p != nil {
-				preps[i] = prepared{panic: &panicError{value: p, stack: debug.Stack()}}
-			}
-		}()
-		preps[i] = e.prepare(ins[i].Raw)
+	var todo []int
+	for i, in := range ins {
+		if p, ok := in.Prepared.(*prepared); ok && p != nil {
+			preps[i] = *p
+		} else {
+			todo = append(todo, i)
+		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(ins))
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
 	if workers <= 1 {
-		for i := range ins {
-			one(i)
+		for _, i := range todo {
+			preps[i] = e.prepareSafe(ins[i].Raw)
 		}
 		return preps
 	}
@@ -98,8 +122,8 @@ func (e *Engine) prepareAll(ins []Inbound) []prepared {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(ins); i = int(next.Add(1) - 1) {
-				one(i)
+			for k := int(next.Add(1) - 1); k < len(todo); k = int(next.Add(1) - 1) {
+				preps[todo[k]] = e.prepareSafe(ins[todo[k]].Raw)
 			}
 		})
 	}
@@ -129,6 +153,9 @@ func (e *Engine) commitGroup(ins []Inbound, preps []prepared) (results []Result,
 					return err
 				}
 				steps = append(steps, s)
+				if cur%releaseEvery == releaseEvery-1 {
+					tx.ReleaseMapped()
+				}
 			}
 			cur = len(ins)
 			return nil

@@ -114,6 +114,21 @@ func TestHandleBatchIsHandleInOneTransaction(t *testing.T) {
 	if diff := cmp.Diff(one.snapshot(), group.snapshot()); diff != "" {
 		t.Errorf("database differs from Handle's (-Handle +HandleBatch):\n%s", diff)
 	}
+	// The same with every mail prepared ahead, as the inbox does.
+	ahead := newHarness(t, batchConfig)
+	for i := range ins {
+		ins[i].Prepared = ahead.eng.Prepare(ins[i])
+	}
+	got2, err := ahead.eng.HandleBatch(context.Background(), ins)
+	if err != nil {
+		t.Fatalf("HandleBatch of prepared mail: %v", err)
+	}
+	if diff := cmp.Diff(want, got2); diff != "" {
+		t.Errorf("results of prepared mail differ (-Handle +HandleBatch):\n%s", diff)
+	}
+	if diff := cmp.Diff(one.snapshot(), ahead.snapshot()); diff != "" {
+		t.Errorf("database of prepared mail differs (-Handle +HandleBatch):\n%s", diff)
+	}
 	// The follow-up found the ticket its original opened in the same
 	// transaction.
 	if got[2].Rule != threading.RuleReferences || got[2].TicketID != got[0].TicketID || got[3].Rule != threading.RuleDuplicate {

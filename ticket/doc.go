@@ -1,13 +1,18 @@
 // Package ticket holds the ticket rules: what an inbound mail does to the
 // tickets, and which mails that causes.
 //
-// Invariant: one inbound mail is one store transaction. Engine.Handle parses
-// and classifies outside the transaction, then in one Update it dedupes,
-// threads, creates or updates the ticket, stores the message, queues every
-// outbound mail it causes (acknowledgement, agent notifications, the relay
-// of an agent's answer, note copies, command error replies), advances the
-// mailbox checkpoint and records the pending \Seen flag. Only after that
-// commit may the caller touch the IMAP server. A mail seen again (re-fetch
+// Invariant: one inbound mail is all or nothing in one store transaction.
+// Engine.Handle parses and classifies outside the transaction, then in one
+// Update it dedupes, threads, creates or updates the ticket, stores the
+// message, queues every outbound mail it causes (acknowledgement, agent
+// notifications, the relay of an agent's answer, note copies, command error
+// replies), advances the mailbox checkpoint and records the pending \Seen
+// flag. Only after that commit may the caller touch the IMAP server.
+// Engine.HandleBatch (batch.go) does the same for a group of mails in one
+// transaction, in UID order, each mail exactly as Handle would (a failing
+// one is taken out and handled alone), and Engine.Prepare lets the inbox
+// parse mail while the previous group commits. A big mail's bytes are
+// staged ahead (store.Stage) and claimed by its transaction. A mail seen again (re-fetch
 // after a crash, a UIDVALIDITY reset) is found by its dedupe key and changes
 // nothing but the checkpoint. Inside the transaction every change to a
 // ticket is written before the messages that bump its message count.

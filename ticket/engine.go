@@ -156,6 +156,8 @@ type Inbound struct {
 	UIDValidity uint32
 	UID         uint32
 	Raw         []byte
+	// Prepared is what Prepare returned for this mail, or nil.
+	Prepared any
 }
 
 // Result says what Handle did with a mail.
