@@ -188,18 +188,10 @@ func (w *Worker) Run(ctx context.Context) error {
 // were not already handed to the recorder. ok is false when the queue
 // failed, so the caller should back off.
 func (w *Worker) round(ctx context.Context, log *slog.Logger, rec *recorder, cursor *Item) (n, fresh, limit int, last *Item, ok bool) {
-	since, inflight := rec.snapshot()
-	var items []Item
-	var err error
-	if cq, isCursor := w.Queue.(CursorQueue); isCursor && cursor != nil {
-		limit = dueBatch
-		items, err = cq.DueAfter(w.now(), *cursor, limit)
-	} else {
-		limit = dueBatch + inflight
-		items, err = w.Queue.Due(w.now(), limit)
-	}
-	if err != nil {
-		log.Error("outbox: list due mail", "err", err)
+	res := w.due(rec, cursor)
+	items, limit := res.items, res.limit
+	if res.err != nil {
+		log.Error("outbox: list due mail", "err", res.err)
 		return 0, 0, limit, nil, false
 	}
 	if len(items) > 0 {
@@ -210,7 +202,7 @@ func (w *Worker) round(ctx context.Context, log *slog.Logger, rec *recorder, cur
 		if ctx.Err() != nil {
 			break
 		}
-		if rec.handled(it.ID, since) {
+		if rec.handled(it.ID, res.since) {
 			continue // accepted by the relay already; only the bookkeeping is, or was, pending
 		}
 		fresh++
@@ -219,6 +211,35 @@ func (w *Worker) round(ctx context.Context, log *slog.Logger, rec *recorder, cur
 		}
 	}
 	return len(items), fresh, limit, last, ok
+}
+
+// dueResult is one Due (or DueAfter) and what the recorder said before it.
+type dueResult struct {
+	items []Item
+	err   error
+	limit int
+	since uint64 // for recorder.handled
+}
+
+// due lists due items: from the first (with room for those being
+// recorded, which come first) or, on a CursorQueue, after cursor. A panic
+// in the queue is an error.
+func (w *Worker) due(rec *recorder, cursor *Item) (res dueResult) {
+	defer func() {
+		if r := recover(); r != nil {
+			res.items, res.err = nil, fmt.Errorf("panic in queue: %v", r)
+		}
+	}()
+	since, inflight := rec.snapshot()
+	res.since = since
+	if cq, isCursor := w.Queue.(CursorQueue); isCursor && cursor != nil {
+		res.limit = dueBatch
+		res.items, res.err = cq.DueAfter(w.now(), *cursor, res.limit)
+		return res
+	}
+	res.limit = dueBatch + inflight
+	res.items, res.err = w.Queue.Due(w.now(), res.limit)
+	return res
 }
 
 // deliver sends one item and records the outcome: a failure at once, a

@@ -575,3 +575,31 @@ func TestWorkerReadsOnAfterItsCursor(t *testing.T) {
 		t.Error("DueAfter never used")
 	}
 }
+
+// panickyQueue panics in its first Due.
+type panickyQueue struct {
+	*memQueue
+	panicked bool
+}
+
+func (q *panickyQueue) Due(now time.Time, limit int) ([]Item, error) {
+	q.mu.Lock()
+	first := !q.panicked
+	q.panicked = true
+	q.mu.Unlock()
+	if first {
+		panic("queue bug")
+	}
+	return q.memQueue.Due(now, limit)
+}
+
+// A panic in the queue is a queue error: logged, backed off, and the
+// worker goes on (it used to end Run, and with it all delivery).
+func TestWorkerSurvivesPanicInQueue(t *testing.T) {
+	t.Parallel()
+	q := &panickyQueue{memQueue: newMemQueue()}
+	id := q.add("a@example.com", []string{"b@example.org"}, testRaw(1))
+	w := &Worker{Queue: q, Sender: &fakeSender{}, Log: testLogger(t), MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	startWorker(t, w, q.memQueue)
+	q.waitUntil(t, "sent after the panic", waitLong, func(q *memQueue) bool { return q.state(id) == "sent" })
+}
