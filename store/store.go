@@ -112,7 +112,6 @@ type Options struct {
 type DB struct {
 	bolt   *bolt.DB
 	secret []byte
-	trim   trimmer // see mapped.go
 }
 
 // Open opens or creates the database at path (mode 0600, its directory 0700
@@ -183,7 +182,7 @@ func (db *DB) Secret() []byte { return bytes.Clone(db.secret) }
 // Update runs fn in one read-write transaction: all of its writes or none.
 func (db *DB) Update(fn func(*Tx) error) error {
 	err := db.bolt.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
-	db.trim.maybeTrim(db.bolt)
+	trimAfterWrite(db.bolt)
 	return err
 }
 
@@ -192,13 +191,21 @@ func (db *DB) Update(fn func(*Tx) error) error {
 // so fn must have no effect outside the transaction.
 func (db *DB) Batch(fn func(*Tx) error) error {
 	err := db.bolt.Batch(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
-	db.trim.maybeTrim(db.bolt)
+	trimAfterWrite(db.bolt)
 	return err
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction. The pages it mapped are let go
+// of before it returns (see mapped.go): a reader such as the outbox worker
+// runs all day, and each page it reads maps a whole large folio of the file.
 func (db *DB) View(fn func(*Tx) error) error {
-	return db.bolt.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	return db.bolt.View(func(btx *bolt.Tx) error {
+		err := fn(&Tx{tx: btx})
+		// Inside the transaction bbolt cannot remap, so Info().Data is
+		// the map the reads went through.
+		trimMap(db.bolt.Info().Data, uintptr(btx.Size()))
+		return err
+	})
 }
 
 // Backup writes a consistent copy of the whole database to w. It runs in a

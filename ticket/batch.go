@@ -32,8 +32,9 @@ const (
 	maxGroupMails = 512
 	maxGroupBytes = 8 << 20
 	// releaseEvery is how many mails of a group are applied between two
-	// Tx.ReleaseMapped: each mail reads index leaves all over the file.
-	releaseEvery = 32
+	// Tx.ReleaseMapped: each mail reads index leaves all over the file, and
+	// each leaf read can map a large folio of it (store/mapped.go).
+	releaseEvery = 4
 )
 
 // Prepare parses and classifies a mail outside any transaction, for
