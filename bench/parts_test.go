@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -123,7 +124,22 @@ func profileTo(tb testing.TB, dir, name string) func() {
 		tb.Logf("cpu profile %s not taken: %v", name, err)
 		return func() {}
 	}
+	stop := make(chan struct{})
+	go func() {
+		// A heap profile in the middle of the run: what is live then.
+		select {
+		case <-time.After(time.Second):
+		case <-stop:
+			return
+		}
+		if h, err := os.Create(filepath.Join(dir, name+".heap.pprof")); err == nil {
+			runtime.GC()
+			_ = pprof.WriteHeapProfile(h)
+			h.Close()
+		}
+	}()
 	return func() {
+		close(stop)
 		pprof.StopCPUProfile()
 		f.Close()
 	}
@@ -354,6 +370,10 @@ func memoryRun(tb testing.TB, bin string, dove *mailtest.Dovecot, sink *mailtest
 		}
 	case <-time.After(30 * time.Second):
 		tb.Fatal("helpdesk serve did not stop on SIGTERM")
+	}
+	if path := os.Getenv("BENCH_STDERR"); path != "" {
+		// Diagnostics: the daemon's log (and GODEBUG=gctrace=1 output).
+		_ = os.WriteFile(path, stderr.Bytes(), 0o644)
 	}
 	if strings.Contains(stderr.String(), "level=ERROR") {
 		tb.Errorf("helpdesk serve logged errors:\n%s", tail(stderr.String(), 2000))

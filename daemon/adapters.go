@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"time"
 
@@ -20,7 +21,7 @@ type handler struct {
 }
 
 func (h handler) Handle(ctx context.Context, d inbox.Delivery) (inbox.Disposition, error) {
-	res, err := h.engine.Handle(ctx, ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw})
+	res, err := h.engine.Handle(ctx, inbound(d))
 	if err != nil {
 		return inbox.Disposition{}, err
 	}
@@ -32,7 +33,7 @@ func (h handler) Handle(ctx context.Context, d inbox.Delivery) (inbox.Dispositio
 func (h handler) HandleBatch(ctx context.Context, ds []inbox.Delivery) ([]inbox.Disposition, error) {
 	ins := make([]ticket.Inbound, len(ds))
 	for i, d := range ds {
-		ins[i] = ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw, Prepared: d.Prepared}
+		ins[i] = inbound(d)
 	}
 	results, err := h.engine.HandleBatch(ctx, ins)
 	disps := make([]inbox.Disposition, len(results))
@@ -45,7 +46,33 @@ func (h handler) HandleBatch(ctx context.Context, ds []inbox.Delivery) ([]inbox.
 // Prepare makes handler an inbox.Preparer: mail is parsed as soon as it is
 // read, while the mail before it is being committed.
 func (h handler) Prepare(d inbox.Delivery) any {
-	return h.engine.Prepare(ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw})
+	return h.engine.Prepare(inbound(d))
+}
+
+// Spool makes handler an inbox.Spooler: a big mail goes from the IMAP
+// literal straight into the database, never whole into memory.
+func (h handler) Spool(r io.Reader) (inbox.Spooled, error) {
+	s, err := h.engine.Spool(r)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Discard removes a spooled mail no transaction claimed.
+func (h handler) Discard(s inbox.Spooled) {
+	if st, ok := s.(*store.Staged); ok {
+		h.engine.Discard(st)
+	}
+}
+
+// inbound is the engine's view of a delivery.
+func inbound(d inbox.Delivery) ticket.Inbound {
+	in := ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw, Prepared: d.Prepared}
+	if st, ok := d.Spooled.(*store.Staged); ok {
+		in.Staged = st
+	}
+	return in
 }
 
 // done logs a committed mail's outcome.
@@ -69,8 +96,16 @@ func (s state) Checkpoint(mailbox string) (inbox.Checkpoint, error) {
 	return inbox.Checkpoint{UIDValidity: cp.UIDValidity, LastUID: cp.LastUID}, err
 }
 
-func (s state) PendingFlags(mailbox string, uidValidity uint32) ([]uint32, error) {
-	return s.db.PendingFlags(mailbox, uidValidity)
+func (s state) PendingFlags(mailbox string, uidValidity uint32) ([]inbox.Pending, error) {
+	flags, err := s.db.PendingFlags(mailbox, uidValidity)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]inbox.Pending, len(flags))
+	for i, f := range flags {
+		out[i] = inbox.Pending{UID: f.UID, Quarantined: f.Quarantined}
+	}
+	return out, nil
 }
 
 func (s state) ClearPendingFlags(mailbox string, uidValidity uint32, uids []uint32) error {

@@ -218,6 +218,7 @@ func TestPendingFlagsFlushedOnStart(t *testing.T) {
 			// uids[0] was flagged before the crash, uids[1:3] were not; 9999
 			// never existed (or was moved away).
 			st.seed(cfg.Name, inbox.Checkpoint{UIDValidity: validity, LastUID: uids[2]}, uids[1], uids[2], 9999)
+			st.seedQuarantined(cfg.Name, validity, uids[2]) // and gets the keyword too
 			st.seed("other-mailbox", inbox.Checkpoint{UIDValidity: validity, LastUID: 1}, uids[3])
 
 			mb := inbox.New(cfg, st, st, testLogger(t))
@@ -240,8 +241,12 @@ func TestPendingFlagsFlushedOnStart(t *testing.T) {
 					t.Errorf("uid %d (not pending) was flagged: %v", uids[0], flags)
 				}
 				for _, uid := range uids[1:] {
-					if !hasFlag(d.Flags(t, user, "INBOX", imap.UID(uid)), imap.FlagSeen) {
+					flags := d.Flags(t, user, "INBOX", imap.UID(uid))
+					if !hasFlag(flags, imap.FlagSeen) {
 						t.Errorf("uid %d not \\Seen", uid)
+					}
+					if want := uid == uids[2]; hasFlag(flags, inbox.QuarantineKeyword) != want {
+						t.Errorf("uid %d: flags %v, quarantine keyword wanted: %v", uid, flags, want)
 					}
 				}
 				return

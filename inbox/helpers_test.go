@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -32,10 +33,10 @@ func TestMain(m *testing.M) {
 type memStore struct {
 	mu          sync.Mutex
 	checkpoints map[string]inbox.Checkpoint
-	pending     map[pendingKey]map[uint32]bool
-	known       map[string]bool // Message-IDs stored
-	committed   []committed     // every successful Handle, in order
-	attempts    map[uint32]int  // Handle calls per UID, failed ones included
+	pending     map[pendingKey]map[uint32]bool // UID → quarantined
+	known       map[string]bool                // Message-IDs stored
+	committed   []committed                    // every successful Handle, in order
+	attempts    map[uint32]int                 // Handle calls per UID, failed ones included
 	before      func(ctx context.Context, d inbox.Delivery) (inbox.Disposition, error)
 }
 
@@ -86,7 +87,7 @@ func (s *memStore) Handle(ctx context.Context, d inbox.Delivery) (inbox.Disposit
 	if s.pending[k] == nil {
 		s.pending[k] = map[uint32]bool{}
 	}
-	s.pending[k][d.UID] = true
+	s.pending[k][d.UID] = disp.Quarantined
 	s.committed = append(s.committed, committed{Delivery: d, MessageID: id, Duplicate: dup})
 	return disp, nil
 }
@@ -97,15 +98,15 @@ func (s *memStore) Checkpoint(mailbox string) (inbox.Checkpoint, error) {
 	return s.checkpoints[mailbox], nil
 }
 
-func (s *memStore) PendingFlags(mailbox string, uidValidity uint32) ([]uint32, error) {
+func (s *memStore) PendingFlags(mailbox string, uidValidity uint32) ([]inbox.Pending, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var uids []uint32
-	for u := range s.pending[pendingKey{mailbox, uidValidity}] {
-		uids = append(uids, u)
+	var out []inbox.Pending
+	for u, q := range s.pending[pendingKey{mailbox, uidValidity}] {
+		out = append(out, inbox.Pending{UID: u, Quarantined: q})
 	}
-	slices.Sort(uids)
-	return uids, nil
+	slices.SortFunc(out, func(a, b inbox.Pending) int { return cmp.Compare(a.UID, b.UID) })
+	return out, nil
 }
 
 func (s *memStore) ClearPendingFlags(mailbox string, uidValidity uint32, uids []uint32) error {
@@ -144,8 +145,15 @@ func (s *memStore) seed(mailbox string, cp inbox.Checkpoint, pending ...uint32) 
 	k := pendingKey{mailbox, cp.UIDValidity}
 	s.pending[k] = map[uint32]bool{}
 	for _, u := range pending {
-		s.pending[k][u] = true
+		s.pending[k][u] = false
 	}
+}
+
+// seedQuarantined marks a seeded pending flag as a quarantined mail's.
+func (s *memStore) seedQuarantined(mailbox string, uidValidity, uid uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending[pendingKey{mailbox, uidValidity}][uid] = true
 }
 
 func commitUIDs(cs []committed) []uint32 {

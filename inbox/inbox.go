@@ -36,6 +36,7 @@ package inbox
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync/atomic"
@@ -51,10 +52,49 @@ type Delivery struct {
 	Mailbox     string // Config.Name
 	UIDValidity uint32
 	UID         uint32
-	Raw         []byte // the message exactly as the server stored it
+	Raw         []byte // the message exactly as the server stored it; nil when Spooled
+	// Spooled holds the message instead of Raw when it was big enough to
+	// be streamed into the handler's Spooler.
+	Spooled Spooled
 	// Prepared is what the handler's Prepare returned for this message
 	// (Preparer), handed to HandleBatch; nil otherwise.
 	Prepared any
+}
+
+// Size is the message's size in bytes.
+func (d Delivery) Size() int {
+	if d.Spooled != nil {
+		return d.Spooled.Size()
+	}
+	return len(d.Raw)
+}
+
+// SpoolSize is the size from which a message is streamed into the
+// handler's Spooler, when it has one, instead of read into memory.
+const SpoolSize = 4 << 20
+
+// Spooler is an optional part of a Handler: a message of SpoolSize bytes
+// or more is streamed from the server into Spool as it arrives, so the
+// daemon never holds a big mail (a 25 MB attachment) in memory, and its
+// Delivery carries what Spool returned instead of Raw. The loop calls
+// Discard on every spooled message once it is done with it, whether the
+// handler committed it (Discard must then do nothing) or not (the round
+// ended first: it is fetched and spooled again later).
+type Spooler interface {
+	Spool(r io.Reader) (Spooled, error)
+	Discard(Spooled)
+}
+
+// Spooled is a message kept by a Spooler.
+type Spooled interface {
+	Size() int
+}
+
+// Pending is a committed mail whose flags are not yet set on the server.
+type Pending struct {
+	UID uint32
+	// Quarantined: the mail also gets QuarantineKeyword.
+	Quarantined bool
 }
 
 // Disposition is the handler's verdict on a committed message.
@@ -100,9 +140,9 @@ type Checkpoint struct {
 type State interface {
 	// Checkpoint returns the mailbox's checkpoint (zero if none).
 	Checkpoint(mailbox string) (Checkpoint, error)
-	// PendingFlags returns the UIDs committed under uidValidity but not yet
-	// flagged (or moved) on the server.
-	PendingFlags(mailbox string, uidValidity uint32) ([]uint32, error)
+	// PendingFlags returns the mails committed under uidValidity but not
+	// yet flagged (or moved) on the server, in UID order.
+	PendingFlags(mailbox string, uidValidity uint32) ([]Pending, error)
 	// ClearPendingFlags forgets pending flags that are now set. UIDs that
 	// are not pending must be ignored.
 	ClearPendingFlags(mailbox string, uidValidity uint32, uids []uint32) error

@@ -81,12 +81,15 @@ func (m *Mailbox) fetchPipelined(ctx context.Context, s *session, bh BatchHandle
 		ds := make([]Delivery, len(group))
 		size, big := 0, false
 		for i, f := range group {
-			ds[i] = Delivery{Mailbox: m.cfg.Name, UIDValidity: s.uidValidity, UID: uint32(f.uid), Raw: f.raw, Prepared: f.prepared}
-			size += len(f.raw)
-			big = big || len(f.raw) >= bigMessage
+			ds[i] = f.delivery(m, s)
+			size += f.inMemory()
+			big = big || f.inMemory() >= bigMessage
 		}
 		start := time.Now()
 		disps, herr := m.handleBatch(ctx, bh, ds)
+		for _, f := range group {
+			m.discard(f)
+		}
 		m.log.Debug("group handled", "mails", len(ds), "bytes", size, "took", time.Since(start))
 		var done, quar []imap.UID
 		for i, d := range disps[:min(len(disps), len(group))] {
@@ -98,7 +101,7 @@ func (m *Mailbox) fetchPipelined(ctx context.Context, s *session, bh BatchHandle
 				quar = append(quar, uid)
 			}
 			s.lastHandled = max(s.lastHandled, uint32(uid))
-			m.log.Debug("mail handled", "uid", uid, "size", len(group[i].raw), "quarantined", d.Quarantined)
+			m.log.Debug("mail handled", "uid", uid, "size", group[i].size(), "quarantined", d.Quarantined)
 		}
 		n += len(done)
 		handled, quarantined = append(handled, done...), append(quarantined, quar...)
@@ -239,7 +242,7 @@ func (r *reader) prepareOne(f *fetched) (p any) {
 			p = nil
 		}
 	}()
-	return r.prep.Prepare(Delivery{Mailbox: r.m.cfg.Name, UIDValidity: r.s.uidValidity, UID: uint32(f.uid), Raw: f.raw})
+	return r.prep.Prepare(f.delivery(r.m, r.s))
 }
 
 // group waits for at least one message and returns every one read since,
@@ -254,8 +257,8 @@ func (r *reader) group() (g []*fetched, ok bool) {
 		return nil, false
 	}
 	size := 0
-	for len(r.queue) > 0 && r.queue[0].ready && len(g) < maxGroupMails && (len(g) == 0 || size+len(r.queue[0].raw) <= maxGroupBytes) {
-		size += len(r.queue[0].raw)
+	for len(r.queue) > 0 && r.queue[0].ready && len(g) < maxGroupMails && (len(g) == 0 || size+r.queue[0].inMemory() <= maxGroupBytes) {
+		size += r.queue[0].inMemory()
 		g = append(g, r.queue[0])
 		r.queue[0] = nil
 		r.queue = r.queue[1:]
@@ -278,11 +281,14 @@ func (r *reader) stop() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopped = true
-	r.queue = nil
 	r.cond.Broadcast()
 	for !r.done {
 		r.cond.Wait()
 	}
+	for _, f := range r.queue {
+		r.m.discard(f)
+	}
+	r.queue = nil
 	return r.err
 }
 
@@ -333,13 +339,14 @@ func (r *reader) run(uids []imap.UID) {
 			}
 			var msg *fetched
 			if err = m.await(c, func() (err error) {
-				msg, err = nextMessageReserving(cmd, r.reserve)
+				msg, err = m.nextMessageReserving(cmd, r.reserve)
 				return err
 			}); err != nil {
 				err = fmt.Errorf("fetch uid %d: %w", want, err)
 				return
 			}
 			if msg == nil || msg.uid != want {
+				m.discard(msg)
 				return // end of the responses, or a gap: round resolves it
 			}
 			if !msg.hasBody {
@@ -350,7 +357,7 @@ func (r *reader) run(uids []imap.UID) {
 			msg.ready = r.work == nil
 			r.mu.Lock()
 			r.queue = append(r.queue, msg)
-			r.queued += len(msg.raw)
+			r.queued += msg.inMemory()
 			r.cond.Broadcast()
 			r.mu.Unlock()
 			if r.work != nil {

@@ -373,8 +373,13 @@ func (m *Mailbox) flushPending(s *session) error {
 		return nil
 	}
 	uids := make([]imap.UID, len(pending))
-	for i, u := range pending {
-		uids[i] = imap.UID(u)
+	quarantined := map[imap.UID]bool{}
+	cleared := make([]uint32, len(pending))
+	for i, p := range pending {
+		uids[i], cleared[i] = imap.UID(p.UID), p.UID
+		if p.Quarantined {
+			quarantined[imap.UID(p.UID)] = true
+		}
 	}
 	// Some may be gone: moved just before the crash, or deleted by a person.
 	var present []imap.UID
@@ -389,11 +394,17 @@ func (m *Mailbox) flushPending(s *session) error {
 		return fmt.Errorf("search pending uids: %w", err)
 	}
 	if len(present) > 0 {
-		if err := m.flag(s, present, nil); err != nil {
+		var marked []imap.UID
+		for _, uid := range present {
+			if quarantined[uid] {
+				marked = append(marked, uid)
+			}
+		}
+		if err := m.flag(s, present, marked); err != nil {
 			return err
 		}
 	}
-	if err := m.st.ClearPendingFlags(name, s.uidValidity, pending); err != nil {
+	if err := m.st.ClearPendingFlags(name, s.uidValidity, cleared); err != nil {
 		return fmt.Errorf("clear pending flags: %w", err)
 	}
 	m.log.Info("flagged mail committed earlier (before a crash or a lost connection)", "count", len(present), "pending", len(pending))
@@ -444,13 +455,14 @@ func (m *Mailbox) fetchBatch(ctx context.Context, s *session, batch []imap.UID) 
 	for n < len(batch) && ctx.Err() == nil {
 		var msg *fetched
 		if stopErr = m.await(c, func() (err error) {
-			msg, err = nextMessage(cmd)
+			msg, err = m.nextMessage(cmd)
 			return err
 		}); stopErr != nil {
 			stopErr = fmt.Errorf("fetch uid %d: %w", batch[n], stopErr)
 			break
 		}
 		if msg == nil || msg.uid != batch[n] {
+			m.discard(msg)
 			break // end of the responses, or a gap: see round
 		}
 		if !msg.hasBody {
@@ -458,12 +470,8 @@ func (m *Mailbox) fetchBatch(ctx context.Context, s *session, batch []imap.UID) 
 			break
 		}
 		m.fetched.Add(1)
-		disp, err := m.handle(ctx, Delivery{
-			Mailbox:     m.cfg.Name,
-			UIDValidity: s.uidValidity,
-			UID:         uint32(msg.uid),
-			Raw:         msg.raw,
-		})
+		disp, err := m.handle(ctx, msg.delivery(m, s))
+		m.discard(msg)
 		if err != nil {
 			stopErr = fmt.Errorf("handle uid %d: %w", msg.uid, err)
 			break
@@ -475,7 +483,7 @@ func (m *Mailbox) fetchBatch(ctx context.Context, s *session, batch []imap.UID) 
 			quarantined = append(quarantined, msg.uid)
 		}
 		s.lastHandled = max(s.lastHandled, uint32(msg.uid))
-		m.log.Debug("mail handled", "uid", msg.uid, "size", len(msg.raw), "quarantined", disp.Quarantined)
+		m.log.Debug("mail handled", "uid", msg.uid, "size", msg.size(), "quarantined", disp.Quarantined)
 		n++
 	}
 	// Read what is left of the FETCH so the connection can take the STORE.
@@ -501,6 +509,7 @@ func (m *Mailbox) fetchBatch(ctx context.Context, s *session, batch []imap.UID) 
 type fetched struct {
 	uid     imap.UID
 	raw     []byte
+	spooled Spooled // instead of raw: a big message streamed into the Spooler
 	hasBody bool
 	// For the pipeline (reader.mu guards them): the Preparer's result,
 	// and whether the message may be handed out.
@@ -508,20 +517,49 @@ type fetched struct {
 	ready    bool
 }
 
-// nextMessage reads the next message of a FETCH whole, or returns nil at
-// the end of the responses.
-func nextMessage(cmd *imapclient.FetchCommand) (*fetched, error) {
-	return nextMessageReserving(cmd, nil)
+// size is the message's size in bytes.
+func (f *fetched) size() int {
+	if f.spooled != nil {
+		return f.spooled.Size()
+	}
+	return len(f.raw)
+}
+
+// inMemory is the part of the message held in memory.
+func (f *fetched) inMemory() int { return len(f.raw) }
+
+// delivery is the Delivery of f.
+func (f *fetched) delivery(m *Mailbox, s *session) Delivery {
+	return Delivery{Mailbox: m.cfg.Name, UIDValidity: s.uidValidity, UID: uint32(f.uid), Raw: f.raw, Spooled: f.spooled, Prepared: f.prepared}
+}
+
+// discard hands a spooled message back to the Spooler.
+func (m *Mailbox) discard(f *fetched) {
+	if f == nil || f.spooled == nil {
+		return
+	}
+	if sp, ok := m.h.(Spooler); ok {
+		sp.Discard(f.spooled)
+	}
+}
+
+// nextMessage reads the next message of a FETCH, or returns nil at the end
+// of the responses.
+func (m *Mailbox) nextMessage(cmd *imapclient.FetchCommand) (*fetched, error) {
+	return m.nextMessageReserving(cmd, nil)
 }
 
 // nextMessageReserving is nextMessage calling reserve (when not nil) with
-// the size of the body before reading it.
-func nextMessageReserving(cmd *imapclient.FetchCommand, reserve func(size int64)) (*fetched, error) {
+// the size of the body before reading a body that is to be read into
+// memory. A body of SpoolSize or more goes to the handler's Spooler, if it
+// has one.
+func (m *Mailbox) nextMessageReserving(cmd *imapclient.FetchCommand, reserve func(size int64)) (*fetched, error) {
 	data := cmd.Next()
 	if data == nil {
 		return nil, nil
 	}
 	msg := &fetched{}
+	sp, _ := m.h.(Spooler)
 	// Every item must be consumed, or the client's reader stalls.
 	for item := data.Next(); item != nil; item = data.Next() {
 		switch item := item.(type) {
@@ -531,10 +569,22 @@ func nextMessageReserving(cmd *imapclient.FetchCommand, reserve func(size int64)
 			if item.Literal == nil {
 				continue // BODY[] NIL: treated as no body
 			}
-			if reserve != nil {
-				reserve(item.Literal.Size())
+			size := item.Literal.Size()
+			if sp != nil && size >= SpoolSize {
+				spooled, err := sp.Spool(item.Literal)
+				if err != nil {
+					// The rest of the literal is read, so the connection
+					// stays usable for the next round.
+					_, _ = io.Copy(io.Discard, item.Literal)
+					return nil, fmt.Errorf("spool body of %d bytes: %w", size, err)
+				}
+				msg.spooled, msg.hasBody = spooled, true
+				continue
 			}
-			buf := make([]byte, 0, min(item.Literal.Size(), maxPrealloc))
+			if reserve != nil {
+				reserve(size)
+			}
+			buf := make([]byte, 0, min(size, maxPrealloc))
 			w := &appendWriter{buf: buf}
 			if _, err := io.Copy(w, item.Literal); err != nil {
 				return nil, fmt.Errorf("read body: %w", err)

@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -160,6 +162,34 @@ func NeedsStaging(n int) bool { return n > stageThreshold }
 // is invisible to everything but Check. Call Unstage if no transaction
 // claims it.
 func (db *DB) Stage(raw []byte) (*Staged, error) {
+	rest := raw
+	return db.stage(func() ([]byte, error) {
+		part := rest[:min(len(rest), stageTxBytes)]
+		rest = rest[len(part):]
+		return part, nil
+	})
+}
+
+// StageFrom is Stage for bytes read from r, up to its EOF: a mail streamed
+// from the IMAP server is written as it arrives, and no more than one
+// transaction's worth of it (stageTxBytes) is ever in memory. A read
+// error ends it, with nothing left staged.
+func (db *DB) StageFrom(r io.Reader) (*Staged, error) {
+	buf := make([]byte, stageTxBytes)
+	return db.stage(func() ([]byte, error) {
+		// bbolt holds on to the slice until its commit, which is over
+		// before the buffer is filled again.
+		n, err := io.ReadFull(r, buf)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = nil
+		}
+		return buf[:n], err
+	})
+}
+
+// stage writes the parts next returns, one transaction each, until it
+// returns an empty one.
+func (db *DB) stage(next func() ([]byte, error)) (*Staged, error) {
 	var id uint64
 	err := db.Update(func(tx *Tx) error {
 		b := tx.bucket(bucketBlobs)
@@ -172,25 +202,91 @@ func (db *DB) Stage(raw []byte) (*Staged, error) {
 		return tx.bucket(bucketStaged).Put(u64(id), u64(uint64(time.Now().UnixNano())))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stage %d bytes: %w", len(raw), err)
+		return nil, fmt.Errorf("stage: %w", err)
 	}
-	s := &Staged{id: id, size: len(raw)}
-	for chunk, rest := uint32(0), raw; ; {
-		part := rest[:min(len(rest), stageTxBytes)]
-		err := db.Update(func(tx *Tx) error {
+	s := &Staged{id: id}
+	fail := func(err error) (*Staged, error) {
+		if uerr := db.Unstage(s); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return nil, fmt.Errorf("stage after %d bytes: %w", s.size, err)
+	}
+	for chunk := uint32(0); ; {
+		part, err := next()
+		if err != nil {
+			return fail(err)
+		}
+		if len(part) == 0 {
+			break
+		}
+		err = db.Update(func(tx *Tx) error {
 			return putBlobChunks(tx.bucket(bucketBlobs), id, chunk, part)
 		})
 		if err != nil {
-			_ = db.Unstage(s)
-			return nil, fmt.Errorf("stage %d bytes: %w", len(raw), err)
+			return fail(err)
 		}
-		rest = rest[len(part):]
+		s.size += len(part)
 		chunk += uint32((len(part) + blobChunk - 1) / blobChunk)
-		if len(rest) == 0 {
-			break
+	}
+	if s.size == 0 {
+		// An empty blob has no chunk, and a blob without one reads as
+		// missing: keep one empty chunk.
+		if err := db.Update(func(tx *Tx) error {
+			return putBlobChunks(tx.bucket(bucketBlobs), id, 0, nil)
+		}); err != nil {
+			return fail(err)
 		}
 	}
 	return s, nil
+}
+
+// ReadStaged returns a reader of the bytes of s, claimed or not, that holds
+// no more than a chunk of them (1 MiB) in memory, for parsing a big mail
+// without reading it whole. Each chunk is copied out in a read
+// transaction of its own, so ingest goes on meanwhile.
+func (db *DB) ReadStaged(s *Staged) io.Reader {
+	return &blobReader{db: db, id: s.id}
+}
+
+// blobReader reads a blob chunk by chunk.
+type blobReader struct {
+	db    *DB
+	id    uint64
+	chunk uint32 // the next chunk to load
+	buf   []byte // what is left of the loaded one
+	err   error  // sticky: io.EOF at the end
+}
+
+func (r *blobReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 && r.err == nil {
+		r.err = r.load()
+	}
+	if len(r.buf) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// load copies the next chunk into buf; io.EOF past the last one.
+func (r *blobReader) load() error {
+	return r.db.View(func(tx *Tx) error {
+		b := tx.bucket(bucketBlobs)
+		k := blobKey(r.id, r.chunk)
+		var v []byte
+		if cb := b.Bucket(k); cb != nil {
+			v = cb.Get(chunkValue)
+		} else if v = b.Get(k); v == nil {
+			if r.chunk == 0 {
+				return fmt.Errorf("blob %d: %w", r.id, ErrNotFound)
+			}
+			return io.EOF
+		}
+		r.buf = append(r.buf[:0], v...)
+		r.chunk++
+		return nil
+	})
 }
 
 // Unstage removes a staged blob that no transaction claimed. A claimed one
@@ -261,6 +357,17 @@ func dropStaged(b *bolt.DB) (int, error) {
 			}
 			n++
 		}
+		return nil
+	})
+	return n, err
+}
+
+// StagedCount is the number of staged blobs no transaction has claimed
+// yet: mail being written ahead, or leftovers a caller forgot to Unstage.
+func (db *DB) StagedCount() (int, error) {
+	n := 0
+	err := db.View(func(tx *Tx) error {
+		n = tx.bucket(bucketStaged).Stats().KeyN
 		return nil
 	})
 	return n, err

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -362,4 +365,81 @@ func TestEarlyChunksAsValuesStillRead(t *testing.T) {
 		}
 		return tx.bucket(bucketQuarantine).Delete(u64(1))
 	})
+}
+
+// failingReader returns data, then err.
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+func TestStageFromStreamsAndReadsBack(t *testing.T) {
+	db := openTest(t)
+	for _, n := range []int{0, 1, blobChunk, stageTxBytes, stageTxBytes + 1, 3*stageTxBytes + 17} {
+		raw := bigRaw(n)
+		// One byte at a time: StageFrom must fill its buffer itself.
+		s, err := db.StageFrom(iotest.OneByteReader(bytes.NewReader(raw)))
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if s.Size() != n {
+			t.Errorf("%d bytes: Size %d", n, s.Size())
+		}
+		got, err := io.ReadAll(db.ReadStaged(s))
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("%d bytes: read back %d bytes, %v", n, len(got), err)
+		}
+		// The reader follows the bytes after the claim too.
+		m := &Message{MessageID: "s@x", Size: n}
+		err = db.Update(func(tx *Tx) error {
+			m.TicketID = newTicket(t, tx, "ann@example.org", StatusNew).ID
+			return tx.AddStagedMessage(m, s, fmt.Sprintf("<s%d@x>", n))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(db.ReadStaged(s)); err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("%d bytes, claimed: read back %d bytes, %v", n, len(got), err)
+		}
+		db.View(func(tx *Tx) error {
+			if got, err := tx.Raw(m.TicketID, m.Seq); err != nil || !bytes.Equal(got, raw) {
+				t.Errorf("%d bytes: stored raw %d bytes, %v", n, len(got), err)
+			}
+			return nil
+		})
+	}
+	if err := db.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStageFromReadErrorLeavesNothingStaged(t *testing.T) {
+	db := openTest(t)
+	boom := errors.New("connection reset")
+	_, err := db.StageFrom(&failingReader{data: bigRaw(stageTxBytes + 5), err: boom})
+	if !errors.Is(err, boom) {
+		t.Fatalf("StageFrom: %v, want the read error", err)
+	}
+	db.View(func(tx *Tx) error {
+		if k, _ := tx.bucket(bucketStaged).Cursor().First(); k != nil {
+			t.Error("a failed StageFrom left a staged entry")
+		}
+		if k, _ := tx.bucket(bucketBlobs).Cursor().First(); k != nil {
+			t.Errorf("a failed StageFrom left blob chunks (%x)", k)
+		}
+		return nil
+	})
+	// A removed blob reads as missing, not as empty.
+	if _, err := io.ReadAll(db.ReadStaged(&Staged{id: 99})); !errors.Is(err, ErrNotFound) {
+		t.Errorf("reading a missing blob: %v, want ErrNotFound", err)
+	}
 }

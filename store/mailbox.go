@@ -52,24 +52,40 @@ func pendingFlagPrefix(mailbox string, uidValidity uint32) []byte {
 }
 
 // AddPendingFlag records that a committed mail still has to be flagged
-// \Seen (or moved) on the server.
-func (t *Tx) AddPendingFlag(mailbox string, uidValidity, uid uint32) error {
+// \Seen (or moved) on the server, and, when quarantined, marked with the
+// quarantine keyword too: a crash before the flags are set must not lose
+// the mark a person looks for in their mail client.
+func (t *Tx) AddPendingFlag(mailbox string, uidValidity, uid uint32, quarantined bool) error {
 	k := binary.BigEndian.AppendUint32(pendingFlagPrefix(mailbox, uidValidity), uid)
-	return t.bucket(bucketPendingFlags).Put(k, nil)
+	var v []byte
+	if quarantined {
+		v = pendingQuarantined
+	}
+	return t.bucket(bucketPendingFlags).Put(k, v)
 }
 
-// PendingFlags returns the UIDs of mailbox at uidValidity still to be
+// pendingQuarantined is the value of a pending flag whose mail was
+// quarantined (schema 1 to 4 stored every value empty: not quarantined).
+var pendingQuarantined = []byte{'q'}
+
+// PendingFlag is a committed mail not yet flagged on the server.
+type PendingFlag struct {
+	UID         uint32
+	Quarantined bool
+}
+
+// PendingFlags returns the mails of mailbox at uidValidity still to be
 // flagged, in UID order. Entries of an older UIDVALIDITY are dropped: those
 // UIDs mean nothing any more, and the re-fetch of that mailbox dedupes.
-func (db *DB) PendingFlags(mailbox string, uidValidity uint32) ([]uint32, error) {
-	var uids []uint32
+func (db *DB) PendingFlags(mailbox string, uidValidity uint32) ([]PendingFlag, error) {
+	var pending []PendingFlag
 	err := db.Update(func(tx *Tx) error {
 		b := tx.bucket(bucketPendingFlags)
 		box := append([]byte(mailbox), 0)
 		want := pendingFlagPrefix(mailbox, uidValidity)
 		var stale [][]byte
 		c := b.Cursor()
-		for k, _ := c.Seek(box); k != nil && bytes.HasPrefix(k, box); k, _ = c.Next() {
+		for k, v := c.Seek(box); k != nil && bytes.HasPrefix(k, box); k, v = c.Next() {
 			if len(k) != len(want)+4 {
 				continue
 			}
@@ -77,7 +93,7 @@ func (db *DB) PendingFlags(mailbox string, uidValidity uint32) ([]uint32, error)
 				stale = append(stale, bytes.Clone(k))
 				continue
 			}
-			uids = append(uids, binary.BigEndian.Uint32(k[len(want):]))
+			pending = append(pending, PendingFlag{UID: binary.BigEndian.Uint32(k[len(want):]), Quarantined: bytes.Equal(v, pendingQuarantined)})
 		}
 		for _, k := range stale {
 			if err := b.Delete(k); err != nil {
@@ -89,7 +105,7 @@ func (db *DB) PendingFlags(mailbox string, uidValidity uint32) ([]uint32, error)
 	if err != nil {
 		return nil, fmt.Errorf("pending flags of %s: %w", mailbox, err)
 	}
-	return uids, nil
+	return pending, nil
 }
 
 // ClearPendingFlags forgets pending flags once the server has them.

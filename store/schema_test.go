@@ -39,7 +39,7 @@ func writeFixtureV1(t *testing.T, path string) {
 		if err := tx.AdvanceCheckpoint("support", 7, 1); err != nil {
 			return err
 		}
-		if err := tx.AddPendingFlag("support", 7, 1); err != nil {
+		if err := tx.AddPendingFlag("support", 7, 1, false); err != nil {
 			return err
 		}
 		if _, err := tx.Allow("ack:ann@example.org", at, time.Hour, 5); err != nil {

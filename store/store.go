@@ -18,7 +18,7 @@
 //	by_status      status 0x00 ticketID → empty (index)
 //	by_requester   address 0x00 ticketID → empty (index)
 //	checkpoints    mailbox name → Checkpoint (UIDVALIDITY and highest committed UID)
-//	pending_flags  mailbox 0x00 uidvalidity(4) uid(4) → empty: committed, not yet \Seen/moved on the server
+//	pending_flags  mailbox 0x00 uidvalidity(4) uid(4) → empty, or "q" for a quarantined mail: committed, not yet flagged (\Seen, the quarantine keyword) or moved on the server
 //	outbox         outboxID → Outbound still to be sent; removed when sent, moved to dead when given up.
 //	               An unfiled one (EnqueueUnfiled: ticket 0, message 0) has no Message and its bytes inline
 //	outbox_due     next attempt (unix ns, 8) ‖ outboxID → empty: the outbox in the order it falls due

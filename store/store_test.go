@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -224,31 +225,31 @@ func TestCheckpointOnlyMovesForwardWithinUIDValidity(t *testing.T) {
 func TestPendingFlags(t *testing.T) {
 	db := openTest(t)
 	db.Update(func(tx *Tx) error {
-		tx.AddPendingFlag("support", 1, 3)
-		tx.AddPendingFlag("support", 1, 1)
-		tx.AddPendingFlag("support", 2, 9)
-		tx.AddPendingFlag("support2", 1, 4)
+		tx.AddPendingFlag("support", 1, 3, true)
+		tx.AddPendingFlag("support", 1, 1, false)
+		tx.AddPendingFlag("support", 2, 9, false)
+		tx.AddPendingFlag("support2", 1, 4, false)
 		return nil
 	})
-	uids, err := db.PendingFlags("support", 1)
-	if err != nil || len(uids) != 2 || uids[0] != 1 || uids[1] != 3 {
-		t.Fatalf("pending %v %v", uids, err)
+	got, err := db.PendingFlags("support", 1)
+	if want := []PendingFlag{{UID: 1}, {UID: 3, Quarantined: true}}; err != nil || !slices.Equal(got, want) {
+		t.Fatalf("pending %v %v, want %v", got, err, want)
 	}
 	if err := db.ClearPendingFlags("support", 1, []uint32{1}); err != nil {
 		t.Fatal(err)
 	}
-	uids, _ = db.PendingFlags("support", 1)
-	if len(uids) != 1 || uids[0] != 3 {
-		t.Fatalf("after clear %v", uids)
+	got, _ = db.PendingFlags("support", 1)
+	if want := []PendingFlag{{UID: 3, Quarantined: true}}; !slices.Equal(got, want) {
+		t.Fatalf("after clear %v", got)
 	}
 	// Reading one UIDVALIDITY dropped the other one's entries.
-	uids, _ = db.PendingFlags("support", 2)
-	if len(uids) != 0 {
-		t.Fatalf("stale entries kept: %v", uids)
+	got, _ = db.PendingFlags("support", 2)
+	if len(got) != 0 {
+		t.Fatalf("stale entries kept: %v", got)
 	}
-	uids, _ = db.PendingFlags("support2", 1)
-	if len(uids) != 1 {
-		t.Fatalf("other mailbox touched: %v", uids)
+	got, _ = db.PendingFlags("support2", 1)
+	if len(got) != 1 {
+		t.Fatalf("other mailbox: %v", got)
 	}
 }
 

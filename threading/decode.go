@@ -11,19 +11,48 @@ import (
 	"golang.org/x/text/encoding/charmap"
 )
 
-// transferDecoder picks the body decoder for a Content-Transfer-Encoding
-// value. ok is false for an encoding nobody defines; the body is then used
-// as is.
-func transferDecoder(cte string, r io.Reader) (dec io.Reader, ok bool) {
+// partChunk is how much of an attachment is decoded at a time.
+const partChunk = 4096
+
+// partDecoder measures the decoded size of attachments. One walker reuses
+// it from part to part, so an attachment costs no allocation.
+type partDecoder struct {
+	in  [partChunk]byte
+	out [partChunk + 4]byte // room for the end of a unit begun in the last chunk
+	b64 base64State
+	qp  qpState
+}
+
+// decodedSize reads r to its end and returns the size of its decoding for
+// the Content-Transfer-Encoding cte, and r's error other than io.EOF.
+// known is false for an encoding nobody defines; the size of r is returned
+// then, as the body is used as is.
+func (d *partDecoder) decodedSize(cte string, r io.Reader) (size int64, known bool, err error) {
+	var dec byteDecoder
 	switch normalizeCTE(cte) {
 	case "base64":
-		return &streamDecoder{src: r, dec: &base64State{}}, true
+		d.b64 = base64State{}
+		dec = &d.b64
 	case "quoted-printable":
-		return &streamDecoder{src: r, dec: &qpState{}}, true
+		d.qp = qpState{}
+		dec = &d.qp
 	case "", "7bit", "8bit", "binary":
-		return r, true
+		size, err = io.Copy(io.Discard, r)
+		return size, true, err
 	default:
-		return r, false
+		size, err = io.Copy(io.Discard, r)
+		return size, false, err
+	}
+	for {
+		n, rerr := r.Read(d.in[:])
+		size += int64(len(dec.decode(d.out[:0], d.in[:n])))
+		if rerr != nil {
+			size += int64(len(dec.flush(d.out[:0])))
+			if rerr == io.EOF { //nolint:errorlint // as io.Copy
+				rerr = nil
+			}
+			return size, true, rerr
+		}
 	}
 }
 
@@ -40,57 +69,26 @@ func normalizeCTE(v string) string {
 		return "quoted-printable"
 	case "base64", "base-64", "b64":
 		return "base64"
-	case "7bit", "7-bit", "7_bit", "8bit", "8-bit", "8_bit", "binary", "":
+	case "7-bit", "7_bit":
 		// QUIRK: "7-bit" and friends mean the identity encoding.
-		return strings.NewReplacer("-", "", "_", "").Replace(v)
+		return "7bit"
+	case "8-bit", "8_bit":
+		return "8bit"
 	}
 	return v
 }
 
 // byteDecoder decodes a stream chunk by chunk; its state survives between
-// chunks so encoded units may straddle them.
+// chunks so encoded units may straddle them. Both decoders write no more
+// bytes than they have read in the same call, and never ahead of what they
+// have read, so a whole body can be decoded in place (dst = src[:0]) in one
+// call from a fresh state. Not chunk by chunk: a unit begun in the previous
+// chunk is written before this chunk's bytes are read.
 type byteDecoder interface {
 	// decode appends the decoding of src to dst.
 	decode(dst, src []byte) []byte
 	// flush appends whatever a truncated final unit yields.
 	flush(dst []byte) []byte
-}
-
-// streamDecoder runs a byteDecoder over a reader with a fixed buffer, so
-// decoding needs constant memory whatever the part size.
-type streamDecoder struct {
-	src     io.Reader
-	dec     byteDecoder
-	in      [4096]byte
-	out     []byte
-	off     int
-	err     error
-	flushed bool
-}
-
-func (s *streamDecoder) Read(p []byte) (int, error) {
-	for s.off == len(s.out) {
-		s.out, s.off = s.out[:0], 0
-		if s.err != nil {
-			if !s.flushed {
-				s.flushed = true
-				s.out = s.dec.flush(s.out)
-				continue
-			}
-			return 0, s.err
-		}
-		n, err := s.src.Read(s.in[:])
-		s.out = s.dec.decode(s.out, s.in[:n])
-		s.err = err
-		if n == 0 && err == nil {
-			// A reader returning 0, nil repeatedly must not spin here
-			// forever; hand control back to the caller.
-			return 0, nil
-		}
-	}
-	n := copy(p, s.out[s.off:])
-	s.off += n
-	return n, nil
 }
 
 // base64State is a lenient base64 decoder.
@@ -117,7 +115,21 @@ var b64Values = func() (t [256]int8) {
 }()
 
 func (b *base64State) decode(dst, src []byte) []byte {
-	for _, c := range src {
+	for i := 0; i < len(src); {
+		// Fast path: four alphabet characters at a group boundary make
+		// three bytes. '=' and junk are negative in b64Values, so the OR
+		// of the four values is negative whenever the slow path must run.
+		if b.n == 0 && i+4 <= len(src) {
+			v0, v1, v2, v3 := b64Values[src[i]], b64Values[src[i+1]], b64Values[src[i+2]], b64Values[src[i+3]]
+			if v0|v1|v2|v3 >= 0 {
+				acc := uint32(v0)<<18 | uint32(v1)<<12 | uint32(v2)<<6 | uint32(v3)
+				dst = append(dst, byte(acc>>16), byte(acc>>8), byte(acc))
+				i += 4
+				continue
+			}
+		}
+		c := src[i]
+		i++
 		if c == '=' {
 			dst = b.flush(dst)
 			continue
@@ -175,11 +187,15 @@ func (q *qpState) decode(dst, src []byte) []byte {
 		c := src[i]
 		switch q.state {
 		case 0:
-			if c == '=' {
-				q.state = 1
-			} else {
-				dst = append(dst, c)
+			// Literal text is most of a quoted-printable body: copy the
+			// run up to the next '=' at once.
+			j := bytes.IndexByte(src[i:], '=')
+			if j < 0 {
+				return append(dst, src[i:]...)
 			}
+			dst = append(dst, src[i:i+j]...)
+			i += j
+			q.state = 1
 		case 1:
 			switch {
 			case c == '\n':
@@ -239,11 +255,6 @@ func (q *qpState) flush(dst []byte) []byte {
 	return dst
 }
 
-// decodeAll decodes a whole in-memory body.
-func decodeAll(d byteDecoder, src []byte) []byte {
-	return d.flush(d.decode(make([]byte, 0, len(src)), src))
-}
-
 // plausibleBase64 reports whether src looks like base64 at all: no blanks
 // inside a line and (almost) no characters outside the alphabet.
 func plausibleBase64(src []byte) bool {
@@ -276,45 +287,54 @@ func normalizeCharset(cs string) string {
 
 // toUTF8 converts text in the declared charset to valid UTF-8 and reports
 // what it had to tolerate in warn (may be "").
+func toUTF8(b []byte, charset string) (s, warn string) {
+	out, warn := toUTF8Bytes(b, charset)
+	return string(out), warn
+}
+
+// toUTF8Bytes is toUTF8 returning bytes, which may be b itself when it is
+// already valid (the caller then owns the only copy it makes).
 //
 // QUIRK: text that claims US-ASCII, declares nothing or declares an unknown
 // charset but is not valid UTF-8 is read as Windows-1252 (a superset of
 // Latin-1), which is what such mail nearly always is. Text that claims UTF-8
 // keeps its valid runes and gets U+FFFD for the rest.
-func toUTF8(b []byte, charset string) (s, warn string) {
+func toUTF8Bytes(b []byte, charset string) (out []byte, warn string) {
 	cs := normalizeCharset(charset)
 	switch cs {
 	case "utf-8":
 		if utf8.Valid(b) {
-			return string(b), ""
+			return b, ""
 		}
-		return strings.ToValidUTF8(string(b), "\uFFFD"), "invalid UTF-8 in text declared as UTF-8"
+		return bytes.ToValidUTF8(b, []byte("\uFFFD")), "invalid UTF-8 in text declared as UTF-8"
 	case "", "us-ascii":
 		if utf8.Valid(b) {
-			return string(b), ""
+			return b, ""
 		}
 		return windows1252(b), "8-bit text without a charset: read as windows-1252"
 	}
-	r, err := gmcharset.Reader(cs, strings.NewReader(string(b)))
+	r, err := gmcharset.Reader(cs, bytes.NewReader(b))
 	if err == nil {
-		var out []byte
 		out, err = io.ReadAll(r)
 		if err == nil {
-			return strings.ToValidUTF8(string(out), "\uFFFD"), ""
+			if utf8.Valid(out) {
+				return out, ""
+			}
+			return bytes.ToValidUTF8(out, []byte("\uFFFD")), ""
 		}
 	}
 	if utf8.Valid(b) {
-		return string(b), "unknown charset " + quoteShort(charset) + ": text is valid UTF-8, kept"
+		return b, "unknown charset " + quoteShort(charset) + ": text is valid UTF-8, kept"
 	}
 	return windows1252(b), "unknown charset " + quoteShort(charset) + ": read as windows-1252"
 }
 
-func windows1252(b []byte) string {
+func windows1252(b []byte) []byte {
 	out, err := charmap.Windows1252.NewDecoder().Bytes(b)
 	if err != nil {
-		return strings.ToValidUTF8(string(b), "\uFFFD")
+		return bytes.ToValidUTF8(b, []byte("\uFFFD"))
 	}
-	return string(out)
+	return out
 }
 
 // quoteShort quotes s for a warning, cut to a sane length.

@@ -9,7 +9,8 @@
 //     Message.Warnings. Parse never panics and its work is bounded by Limits
 //     (MIME parts, nesting depth, header and text size), so nesting bombs,
 //     10,000-part messages and megabyte headers cost time and memory linear in
-//     the input at worst.
+//     the input at worst. ParseReader is Parse for a stream: the same result
+//     for every input, in memory bounded by Limits instead of the mail's size.
 //   - Subject tags: FindTag, AddTag and BaseSubject ("[Ticket#1042]", RFC 5256
 //     base subjects with localized reply prefixes).
 //   - Tokens: our outbound Message-IDs carry the ticket number and an HMAC, so
@@ -25,6 +26,10 @@
 //     IDKey and Message.DedupeKey, so the same id always yields the same key.
 //   - Addresses in Message are lower-cased and trimmed; names and subjects are
 //     valid UTF-8 without control characters.
+//   - Parse(raw) and ParseReader(reader of raw) return equal Messages (or
+//     equal errors, apart from ParseReader's read errors); the walk below the
+//     header sees the same read sizes in both, since some fallbacks depend on
+//     them (see walker.multipart).
 //   - The package has no global mutable state; Tokens, Limits and Lookup are
 //     passed in by the caller.
 package threading

@@ -1,6 +1,7 @@
 package threading
 
 import (
+	"bytes"
 	"io"
 	"mime"
 	"net/mail"
@@ -334,7 +335,19 @@ func wordCharsetReader(cs string, r io.Reader) (io.Reader, error) {
 	case "utf-8", "us-ascii":
 		return r, nil
 	}
-	return gmcharset.Reader(cs, r)
+	dec, err := gmcharset.Reader(cs, r)
+	if err != nil {
+		return nil, err
+	}
+	// mime.WordDecoder copies the result into a strings.Builder with
+	// io.Copy, which allocates 32 KiB per word unless the reader is an
+	// io.WriterTo: decode the (short) word here and hand over a
+	// bytes.Reader. A decoding error comes out as io.Copy's would.
+	out, err := io.ReadAll(dec)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(out), nil
 }
 
 // decodeWordsOneByOne decodes every encoded word on its own and leaves the
@@ -435,11 +448,30 @@ var dateLayouts = []string{
 	"2006-01-02 15:04:05",
 }
 
+// commonLayout is the form nearly every mailer writes.
+const commonLayout = "Mon, 2 Jan 2006 15:04:05 -0700"
+
+// commonDate parses v, trimmed, when it is in commonLayout and nothing
+// follows the zone: then mail.ParseDate, which tries 24 layouts without a day
+// of the week first (allocating an error for each), returns the same time,
+// as it parses the same string with the same layout.
+func commonDate(v string) (time.Time, bool) {
+	zone := strings.IndexAny(v, "+-")
+	if zone < 0 || zone+5 != len(v) || strings.IndexByte(v, '\r') >= 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(commonLayout, v)
+	return t, err == nil
+}
+
 // date parses the Date field; the zero time means missing or unreadable.
 func (p *parser) date(v string) time.Time {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return time.Time{}
+	}
+	if t, ok := commonDate(v); ok {
+		return t
 	}
 	if t, err := mail.ParseDate(v); err == nil {
 		return t

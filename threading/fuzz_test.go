@@ -1,10 +1,18 @@
 package threading
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fuzzLimits are small so that each input explores the limits quickly.
@@ -86,4 +94,66 @@ func isSimplePrefix(p string) bool {
 		}
 	}
 	return true
+}
+
+// FuzzParseReader checks that ParseReader gives exactly what Parse gives.
+// knobs picks the limits (bit 0: tiny, so every limit is hit), the
+// look-ahead (bits 1–2: tiny ones make most header lines "long") and the
+// reader (bits 3–4: whole, one byte, odd chunks). Seeds: FuzzParse's and
+// testdata/fuzz/FuzzParseReader.
+func FuzzParseReader(f *testing.F) {
+	for _, raw := range fuzzParseSeeds(f) {
+		f.Add(raw, byte(0))
+		f.Add(raw, byte(0b01011))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, knobs byte) {
+		lim := fuzzLimits
+		if knobs&1 != 0 {
+			lim = Limits{MaxParts: 3, MaxDepth: 2, MaxTextBytes: 40, MaxHeaderBytes: 48}
+		}
+		size := [...]int{streamBufSize, 16, 17, 100}[knobs>>1&3]
+		var r io.Reader = bytes.NewReader(raw)
+		switch knobs >> 3 & 3 {
+		case 1:
+			r = iotest.OneByteReader(r)
+		case 2:
+			r = &oddReader{r: r}
+		}
+		want, wantErr := Parse(raw, lim)
+		got, err := parseReader(r, lim, size)
+		if errors.Is(err, errParserPanic) || errString(err) != errString(wantErr) {
+			t.Fatalf("error %v, Parse gave %v", err, wantErr)
+		}
+		if d := cmp.Diff(want, got, messageCmp); d != "" {
+			t.Fatalf("ParseReader differs from Parse (-Parse +ParseReader):\n%s", d)
+		}
+	})
+}
+
+// fuzzParseSeeds reads the inputs of FuzzParse's seed corpus.
+func fuzzParseSeeds(tb testing.TB) [][]byte {
+	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out [][]byte
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		// "go test fuzz v1" then one []byte("...") line.
+		_, arg, _ := strings.Cut(string(b), "\n")
+		arg = strings.TrimSpace(arg)
+		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(arg, "[]byte("), ")"))
+		if err != nil {
+			tb.Fatalf("%s: %v", e.Name(), err)
+		}
+		out = append(out, []byte(s))
+	}
+	if len(out) < 20 {
+		tb.Fatalf("only %d FuzzParse seeds", len(out))
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -32,26 +33,68 @@ type walker struct {
 	parts   int
 	stopped bool // MaxParts reached: visit nothing more
 
-	plain    []string
-	plainLen int
-	html     []string
-	htmlLen  int
+	plain     []plainPart
+	plainLen  int  // bytes of the plain parts before line ends were normalised
+	plainText bool // a plain part is not blank, so text() will not use html
+	html      []string
+	htmlLen   int
+
+	// Scratch space reused from part to part; only one part is read at a
+	// time, and a multipart's fallback capture is dropped (stop) before
+	// its first part, so nested multiparts never need two captures.
+	raw     []byte       // text of the current part, decoded in place
+	capture []byte       // storage of the current cappedBuffer
+	dec     *partDecoder // made for the first attachment
+
+	sizeHint int // length of the whole body when known, else 0
 }
 
-func (w *walker) walkTop(h message.Header, body []byte) {
+// plainPart is the text of one text/plain part with "\n" line ends.
+type plainPart struct {
+	s string
+	// endsCR: the part ended with a CR before normalisation, so a "\n"
+	// that follows it in the joined text belongs to that line end.
+	endsCR bool
+	blank  bool // only white space: left out of the text
+}
+
+// walkTop walks the top-level entity. sniff is the start of body (at least
+// its first 512 bytes, or all of it); body is read from its beginning.
+func (w *walker) walkTop(h message.Header, sniff []byte, body io.Reader) {
 	def := "text/plain"
-	if strings.TrimSpace(h.Get("Content-Type")) == "" && looksLikeHTML(body) {
+	if strings.TrimSpace(h.Get("Content-Type")) == "" && looksLikeHTML(sniff) {
 		// QUIRK: HTML mail without any MIME header.
 		w.p.warnf("HTML body without Content-Type")
 		def = "text/html"
 	}
-	w.walk(h, bytes.NewReader(body), 0, def)
+	w.walk(h, body, 0, def)
 }
 
+// sniffLen is how much of the body looksLikeHTML needs.
+const sniffLen = 512
+
 func looksLikeHTML(body []byte) bool {
-	head := bytes.TrimLeft(body[:min(len(body), 512)], " \t\r\n")
-	head = bytes.ToLower(head[:min(len(head), 14)])
-	return bytes.HasPrefix(head, []byte("<!doctype html")) || bytes.HasPrefix(head, []byte("<html"))
+	head := bytes.TrimLeft(body[:min(len(body), sniffLen)], " \t\r\n")
+	head = head[:min(len(head), 14)]
+	return hasPrefixFold(head, "<!doctype html") || hasPrefixFold(head, "<html")
+}
+
+// hasPrefixFold reports whether b starts with the lower-case ASCII prefix,
+// ignoring ASCII case (bytes.ToLower would allocate).
+func hasPrefixFold(b []byte, prefix string) bool {
+	if len(b) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // walk visits one entity. defaultType applies when it has no Content-Type
@@ -195,11 +238,21 @@ func (w *walker) multipart(body io.Reader, depth int, mt string, params map[stri
 		w.p.warnf("MIME nesting deeper than %d: inner parts ignored", w.p.lim.MaxDepth)
 		return
 	}
-	br := bufio.NewReaderSize(body, 8192)
+	// The read sizes below decide what the fallback capture holds when the
+	// multipart turns out to have no part, so they must not depend on how
+	// the body is chunked: this 8 KiB buffer is part of the behaviour. A
+	// body that fills every read needs no buffer to be read in the same
+	// sizes.
+	var br io.Reader
+	if fr, ok := body.(fillingReader); ok && params["boundary"] != "" {
+		br = &bufioSizes{src: fr, size: multipartBufSize}
+	} else {
+		br = bufio.NewReaderSize(body, multipartBufSize)
+	}
 	boundary := params["boundary"]
 	if boundary == "" {
 		// QUIRK: guess the boundary from the first "--xyz" line.
-		boundary = sniffBoundary(br)
+		boundary = sniffBoundary(br.(*bufio.Reader))
 		if boundary == "" {
 			w.p.warnf("%s without boundary: read as text", mt)
 			w.readText(br, "", "text/plain", params["charset"])
@@ -214,7 +267,8 @@ func (w *walker) multipart(body io.Reader, depth int, mt string, params map[stri
 		w.readText(br, "", "text/plain", params["charset"])
 		return
 	}
-	capture := &cappedBuffer{max: min(fallbackCapture, w.p.lim.MaxTextBytes)}
+	capture := &cappedBuffer{w: w, buf: w.capture[:0], max: min(fallbackCapture, w.p.lim.MaxTextBytes)}
+	w.capture = nil // owned by capture until it stops
 	mr := textproto.NewMultipartReader(io.TeeReader(br, capture), boundary)
 	childDefault := "text/plain"
 	if mt == "multipart/digest" {
@@ -244,8 +298,58 @@ func (w *walker) multipart(body io.Reader, depth int, mt string, params map[stri
 		// QUIRK: "multipart" mail whose body has no boundary line at all
 		// is plain text in practice.
 		w.p.warnf("%s without any part: body read as text", mt)
-		w.readText(bytes.NewReader(capture.buf.Bytes()), "", "text/plain", params["charset"])
+		w.readText(bytes.NewReader(capture.buf), "", "text/plain", params["charset"])
 	}
+	capture.stop()
+}
+
+// multipartBufSize is the buffer a multipart body is read through.
+const multipartBufSize = 8192
+
+// fillingReader is a reader whose Read fills p unless the input ends (or
+// fails): the bytes.Reader Parse walks, and ParseReader's fullReader.
+type fillingReader interface {
+	io.Reader
+	fillsReads()
+}
+
+type bytesBody struct{ *bytes.Reader }
+
+func (bytesBody) fillsReads() {}
+
+func (*fullReader) fillsReads() {}
+
+// bufioSizes reads from a fillingReader in the sizes a bufio.Reader of the
+// given size on top of it would return, without the buffer: such a bufio
+// fills up to size bytes when empty (or reads a large p directly), then
+// hands out what it holds; left counts what it would still hold.
+type bufioSizes struct {
+	src  fillingReader
+	size int
+	left int
+}
+
+func (b *bufioSizes) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.left == 0 {
+		if len(p) >= b.size {
+			return b.src.Read(p)
+		}
+		b.left = b.size // a fill
+	}
+	want := min(len(p), b.left)
+	n, err := b.src.Read(p[:want])
+	if n < want {
+		b.left = 0 // the input ended within the fill: the next read is a fill that finds the end
+	} else {
+		b.left -= n
+	}
+	if n > 0 {
+		return n, nil // bufio returns a read error only once its buffer is empty
+	}
+	return n, err
 }
 
 // sniffBoundary looks for a "--boundary" line in the first bytes of br.
@@ -260,17 +364,19 @@ func sniffBoundary(br *bufio.Reader) string {
 	return ""
 }
 
-// cappedBuffer remembers at most max bytes until stop is called.
+// cappedBuffer remembers at most max bytes until stop is called. Its
+// storage is lent by the walker and handed back by stop.
 type cappedBuffer struct {
-	buf     bytes.Buffer
+	w       *walker
+	buf     []byte
 	max     int
 	stopped bool
 }
 
 func (c *cappedBuffer) Write(p []byte) (int, error) {
 	if !c.stopped {
-		if room := c.max - c.buf.Len(); room > 0 {
-			c.buf.Write(p[:min(room, len(p))])
+		if room := c.max - len(c.buf); room > 0 {
+			c.buf = append(c.buf, p[:min(room, len(p))]...)
 		}
 	}
 	return len(p), nil
@@ -279,7 +385,8 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 func (c *cappedBuffer) stop() {
 	if !c.stopped {
 		c.stopped = true
-		c.buf = bytes.Buffer{}
+		c.w.capture = c.buf[:0]
+		c.buf = nil
 	}
 }
 
@@ -300,13 +407,15 @@ func (w *walker) leaf(h message.Header, body io.Reader, mt string, params map[st
 		w.readText(body, cte, mt, params["charset"])
 		return
 	}
-	dec, ok := transferDecoder(cte, body)
-	if !ok {
+	if w.dec == nil {
+		w.dec = &partDecoder{}
+	}
+	size, known, err := w.dec.decodedSize(cte, body)
+	if !known {
 		// QUIRK: an unknown encoding ("x-uuencode", "base9000") is read as
 		// is rather than dropped.
 		w.p.warnf("unknown Content-Transfer-Encoding %s: body used as is", quoteShort(cte))
 	}
-	size, err := io.Copy(io.Discard, dec)
 	if err != nil {
 		w.p.warnf("%s part: %v", mt, partErr(err))
 	}
@@ -352,7 +461,17 @@ func (w *walker) readText(r io.Reader, cte, mt, charset string) {
 	case "base64", "quoted-printable":
 		rawBudget = 3*budget + 4096 // worst-case expansion of the encodings
 	}
-	raw, err := io.ReadAll(io.LimitReader(r, int64(rawBudget)+1))
+	if cap(w.raw) == 0 {
+		// No part is longer than the body: small mail gets one buffer of
+		// the right size, the rest one that seldom needs to grow.
+		size := 4096
+		if w.sizeHint > 0 {
+			size = min(w.sizeHint+1, 16<<10)
+		}
+		w.raw = make([]byte, 0, min(rawBudget+1, size))
+	}
+	raw, err := readAtMost(w.raw[:0], r, rawBudget+1)
+	w.raw = raw[:0]
 	if err != nil {
 		w.p.warnf("%s part: %v", mt, partErr(err))
 	}
@@ -365,14 +484,16 @@ func (w *walker) readText(r io.Reader, cte, mt, charset string) {
 	switch enc {
 	case "base64":
 		if plausibleBase64(raw) {
-			b = decodeAll(&base64State{}, raw)
+			var st base64State
+			b = st.flush(st.decode(raw[:0], raw)) // in place, see byteDecoder
 		} else {
 			// QUIRK: text labelled base64 that is plainly not base64.
 			w.p.warnf("%s labelled base64 but is not: used as is", mt)
 			b = raw
 		}
 	case "quoted-printable":
-		b = decodeAll(&qpState{}, raw)
+		var st qpState
+		b = st.flush(st.decode(raw[:0], raw))
 	case "", "7bit", "8bit", "binary":
 		b = raw
 	default:
@@ -388,19 +509,75 @@ func (w *walker) readText(r io.Reader, cte, mt, charset string) {
 		w.p.warnf("text longer than the limit: truncated")
 		b = trimPartialRune(b)
 	}
-	s, warn := toUTF8(b, charset)
+	// b may be scratch space: toUTF8Bytes and the normalisation below may
+	// work in place, and string() makes the one copy that is kept.
+	u, warn := toUTF8Bytes(b, charset)
 	if warn != "" {
 		w.p.warnf("%s", warn)
 	} else if cs := normalizeCharset(charset); cs != "" && w.p.legacyCharset == "" {
 		w.p.legacyCharset = cs
 	}
 	if mt == "text/html" {
-		w.html = append(w.html, s)
-		w.htmlLen += len(s)
+		w.htmlLen += len(u)
+		// Once a plain part has text, text() never uses the HTML: no need
+		// to keep a copy.
+		if !w.plainText {
+			w.html = append(w.html, string(u))
+		}
 		return
 	}
-	w.plain = append(w.plain, s)
-	w.plainLen += len(s)
+	w.plainLen += len(u)
+	endsCR := len(u) > 0 && u[len(u)-1] == '\r'
+	pp := plainPart{s: string(normalizeNewlines(u)), endsCR: endsCR}
+	pp.blank = strings.TrimSpace(pp.s) == ""
+	w.plainText = w.plainText || !pp.blank
+	w.plain = append(w.plain, pp)
+}
+
+// readAtMost reads r until EOF or limit bytes, appending to buf, which it
+// grows geometrically: io.ReadAll(io.LimitReader(r, limit)) without
+// starting from 512 bytes each time. The error is the first that is not EOF.
+func readAtMost(buf []byte, r io.Reader, limit int) ([]byte, error) {
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, min(limit, 4096))
+	}
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), limit-len(buf)))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if err == io.EOF { //nolint:errorlint // exactly as io.ReadAll: a wrapped EOF is an error
+				return buf, nil
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// normalizeNewlines turns CRLF and lone CR into LF in place and returns the
+// shortened b; it is strings.ReplaceAll(s, "\r\n", "\n") followed by
+// strings.ReplaceAll(s, "\r", "\n"), in one pass.
+func normalizeNewlines(b []byte) []byte {
+	i := bytes.IndexByte(b, '\r')
+	if i < 0 {
+		return b
+	}
+	out := i
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c == '\r' {
+			c = '\n'
+			if i+1 < len(b) && b[i+1] == '\n' {
+				i++
+			}
+		}
+		b[out] = c
+		out++
+	}
+	return b[:out]
 }
 
 // trimPartialRune drops an incomplete UTF-8 sequence cut at the end of b.
@@ -419,27 +596,49 @@ func trimPartialRune(b []byte) []byte {
 // text returns the best plain text: the text/plain parts, else the HTML
 // parts converted, with "\n" line ends, at most MaxTextBytes.
 func (w *walker) text() string {
-	s := strings.Join(nonEmpty(w.plain), "\n\n")
-	if strings.TrimSpace(s) == "" && len(w.html) > 0 {
-		s = htmlToText(strings.Join(w.html, "\n"))
+	var s string
+	n, size := 0, 0
+	for _, pp := range w.plain {
+		if !pp.blank {
+			n++
+			size += len(pp.s) + 2
+			s = pp.s
+		}
 	}
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	s = strings.ReplaceAll(s, "\r", "\n")
+	switch {
+	case n == 0 && len(w.html) > 0:
+		s = htmlToText(strings.Join(w.html, "\n"))
+		if strings.IndexByte(s, '\r') >= 0 {
+			s = string(normalizeNewlines([]byte(s)))
+		}
+	case n > 1:
+		// Joined with "\n\n" as the parts were before normalisation: a
+		// part that ended with CR had its CR turned into the "\n" that
+		// the separator's first "\n" now belongs to.
+		var b strings.Builder
+		b.Grow(size)
+		first, afterCR := true, false
+		for _, pp := range w.plain {
+			if pp.blank {
+				continue
+			}
+			switch {
+			case first:
+			case afterCR:
+				b.WriteByte('\n')
+			default:
+				b.WriteString("\n\n")
+			}
+			b.WriteString(pp.s)
+			first, afterCR = false, pp.endsCR
+		}
+		s = b.String()
+	}
 	if len(s) > w.p.lim.MaxTextBytes {
 		w.p.warnf("text longer than the limit: truncated")
 		s = string(trimPartialRune([]byte(s[:w.p.lim.MaxTextBytes])))
 	}
 	return s
-}
-
-func nonEmpty(l []string) []string {
-	out := l[:0:0]
-	for _, s := range l {
-		if strings.TrimSpace(s) != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // htmlToText converts HTML to plain text with html2text.

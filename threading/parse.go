@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -163,7 +164,8 @@ func (p *parser) warnf(format string, args ...any) {
 // Parse reads one raw message. It returns an error (wrapping ErrUnparseable)
 // only when not a single header field can be read; every other defect is
 // tolerated and described in Message.Warnings. Parse never panics, and its
-// time and memory are bounded by lim and linear in len(raw).
+// time and memory are bounded by lim and linear in len(raw). ParseReader
+// gives the same result from a stream.
 func Parse(raw []byte, lim Limits) (msg *Message, err error) {
 	defer func() {
 		// Belt and braces: the code below is written not to panic, but a
@@ -180,9 +182,9 @@ func Parse(raw []byte, lim Limits) (msg *Message, err error) {
 	p := &parser{lim: lim, msg: m}
 
 	data := raw
-	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+	if bytes.HasPrefix(data, []byte(utf8BOM)) {
 		// QUIRK: files saved by Windows tools start with a UTF-8 BOM.
-		data = data[3:]
+		data = data[len(utf8BOM):]
 		p.warnf("byte order mark before the header")
 	}
 	if trimmed := bytes.TrimLeft(data, "\r\n"); len(trimmed) != len(data) && len(trimmed) > 0 {
@@ -191,36 +193,74 @@ func Parse(raw []byte, lim Limits) (msg *Message, err error) {
 		data = trimmed
 		p.warnf("blank lines before the header")
 	}
-	head := data[:min(len(data), lineEndWindow)]
+	switch p.lineEnds(data[:min(len(data), lineEndWindow)]) {
+	case lineEndsCR:
+		data = crToCRLF(data)
+	case lineEndsCRCRLF:
+		data = bytes.ReplaceAll(data, []byte("\r\r\n"), []byte("\r\n"))
+	}
+
+	hdr, body, nfields := p.splitHeader(data)
+	if nfields == 0 {
+		return nil, errNoHeader
+	}
+	w := p.walkBody(hdr, body[:min(len(body), sniffLen)], bytesBody{bytes.NewReader(body)}, len(body))
+	p.finish(w)
+	return m, nil
+}
+
+const utf8BOM = "\xef\xbb\xbf"
+
+// errNoHeader is Parse's error for input without a single header field.
+var errNoHeader = fmt.Errorf("%w: no header field found", ErrUnparseable)
+
+// Line-end conventions that need rewriting before go-message sees the mail.
+const (
+	lineEndsOK = iota
+	lineEndsCR
+	lineEndsCRCRLF
+)
+
+// lineEnds detects the line-end convention from the first lineEndWindow
+// bytes of the message and warns about a broken one.
+func (p *parser) lineEnds(head []byte) int {
 	switch {
 	case bytes.IndexByte(head, '\r') >= 0 && bytes.IndexByte(head, '\n') < 0:
 		// QUIRK: classic Mac files end lines with a bare CR; go-message only
 		// splits on LF.
-		data = crToCRLF(data)
 		p.warnf("bare CR line endings")
+		return lineEndsCR
 	case bytes.Contains(head, []byte("\r\r\n")):
 		// QUIRK: CRLF converted to CRLF again by a Windows tool.
-		data = bytes.ReplaceAll(data, []byte("\r\r\n"), []byte("\r\n"))
 		p.warnf("CR CR LF line endings")
+		return lineEndsCRCRLF
 	}
+	return lineEndsOK
+}
 
-	hdrBlock, body, nfields := p.splitHeader(data)
-	if nfields == 0 {
-		return nil, fmt.Errorf("%w: no header field found", ErrUnparseable)
-	}
-	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdrBlock)))
+// walkBody reads the kept header fields and walks the MIME tree. sniff is
+// the start of the body (see walker.walkTop), body all of it, size its
+// length if known (else 0).
+func (p *parser) walkBody(hdr, sniff []byte, body io.Reader, size int) *walker {
+	// A buffer no larger than the header: the header is all it will read.
+	br := bufio.NewReaderSize(bytes.NewReader(hdr), min(len(hdr), 4096))
+	th, err := textproto.ReadHeader(br)
 	if err != nil {
 		// splitHeader only keeps well-formed lines, so this is unexpected;
 		// keep whatever was read.
 		p.warnf("header: %v", err)
 	}
-	m.Header = mail.Header{Header: message.Header{Header: th}}
+	p.msg.Header = mail.Header{Header: message.Header{Header: th}}
+	w := &walker{p: p, sizeHint: size}
+	w.walkTop(p.msg.Header.Header, sniff, body)
+	return w
+}
 
-	w := &walker{p: p}
-	w.walkTop(m.Header.Header, body)
-	m.Text = w.text()
+// finish fills the text and the header-derived fields once the walk is
+// done (readFields needs the charset the walk found).
+func (p *parser) finish(w *walker) {
+	p.msg.Text = w.text()
 	p.readFields()
-	return m, nil
 }
 
 // crToCRLF turns every CR that is not followed by LF into CRLF.
@@ -241,12 +281,10 @@ func crToCRLF(raw []byte) []byte {
 // kept; oversized fields are dropped but scanning continues to the real end
 // of the header.
 func (p *parser) splitHeader(data []byte) (hdr, body []byte, nfields int) {
-	var b bytes.Buffer
+	s := hdrScan{p: p, first: true, out: hdrBuilder{src: data, mirrored: true}}
 	pos := 0
-	first := true
-	keeping := false // the last field line was kept, so its continuations are too
-	fieldStart := 0  // offset in b of the last kept field
-	var bodyStart = len(data)
+	bodyStart := len(data)
+	endAt := -1 // offset of the empty line that ended the header
 	for pos < len(data) {
 		next := len(data)
 		line := data[pos:]
@@ -257,63 +295,144 @@ func (p *parser) splitHeader(data []byte) (hdr, body []byte, nfields int) {
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if len(line) == 0 {
 			bodyStart = next
+			endAt = pos
 			break
 		}
-		switch kind := headerLineKind(line); {
-		case kind == lineContinuation:
-			if keeping {
-				if b.Len()+len(line)+2 > p.lim.MaxHeaderBytes {
-					// Drop the whole field rather than keep half of it.
-					b.Truncate(fieldStart)
-					nfields--
-					keeping = false
-					p.warnf("header larger than %d bytes: field dropped", p.lim.MaxHeaderBytes)
-					break
-				}
-				b.Write(line)
-				b.WriteString("\r\n")
-			} else if first {
-				// QUIRK: a first line that is a continuation has no field to
-				// belong to.
-				p.warnf("header starts with a continuation line: dropped")
-			}
-		case kind == lineField:
-			switch {
-			case nfields >= maxHeaderFields:
-				keeping = false
-				p.warnf("more than %d header fields: rest dropped", maxHeaderFields)
-			case b.Len()+len(line)+2 > p.lim.MaxHeaderBytes:
-				keeping = false
-				p.warnf("header larger than %d bytes: field dropped", p.lim.MaxHeaderBytes)
-			default:
-				fieldStart = b.Len()
-				b.Write(line)
-				b.WriteString("\r\n")
-				nfields++
-				keeping = true
-			}
-		case kind == lineEmptyKey:
-			// QUIRK: ": value" has no name; skip it like textproto does.
-			keeping = false
-			p.warnf("header field without a name: dropped")
-		case first && bytes.HasPrefix(line, []byte("From ")):
-			// QUIRK: an mbox "From " separator left in front of the header.
-			keeping = false
-			p.warnf("mbox From_ line before the header: dropped")
-		default:
-			// QUIRK: no empty line between header and body. Like Python's
-			// email package, the first line that is not a header field
-			// starts the body.
-			p.warnf("header not terminated by an empty line")
+		if s.line(headerLineKind(line), line, len(line), pos) {
 			bodyStart = pos
-			pos = len(data)
-			continue
+			break
 		}
-		first = false
 		pos = next
 	}
-	b.WriteString("\r\n")
-	return b.Bytes(), data[bodyStart:], nfields
+	return s.out.finish(endAt), data[bodyStart:], s.nfields
+}
+
+// hdrScan is the state of splitting the top-level header into the fields
+// kept and the rest, line by line. Parse and ParseReader share it: they
+// only differ in how they find the lines.
+type hdrScan struct {
+	p          *parser
+	out        hdrBuilder
+	first      bool // no line handled yet
+	keeping    bool // the last field line was kept, so its continuations are too
+	fieldStart int  // offset in out of the last kept field
+	nfields    int  // fields kept
+}
+
+// line handles one header line of n bytes without its line end (one CR
+// before the LF removed) and reports whether it is not a header line, so the
+// body starts with it. kind is headerLineKind of the whole line. line holds
+// the whole line when it might be kept (n fits in what is left of
+// MaxHeaderBytes); otherwise at least its first 5 bytes, or nil for a
+// continuation or field line. at is the offset of line in out.src, or -1.
+func (s *hdrScan) line(kind lineKind, line []byte, n, at int) (bodyStarts bool) {
+	p := s.p
+	switch {
+	case kind == lineContinuation:
+		if s.keeping {
+			if s.out.Len()+n+2 > p.lim.MaxHeaderBytes {
+				// Drop the whole field rather than keep half of it.
+				s.out.truncate(s.fieldStart)
+				s.nfields--
+				s.keeping = false
+				p.warnf("header larger than %d bytes: field dropped", p.lim.MaxHeaderBytes)
+				break
+			}
+			s.out.add(line, at)
+		} else if s.first {
+			// QUIRK: a first line that is a continuation has no field to
+			// belong to.
+			p.warnf("header starts with a continuation line: dropped")
+		}
+	case kind == lineField:
+		switch {
+		case s.nfields >= maxHeaderFields:
+			s.keeping = false
+			p.warnf("more than %d header fields: rest dropped", maxHeaderFields)
+		case s.out.Len()+n+2 > p.lim.MaxHeaderBytes:
+			s.keeping = false
+			p.warnf("header larger than %d bytes: field dropped", p.lim.MaxHeaderBytes)
+		default:
+			s.fieldStart = s.out.Len()
+			s.out.add(line, at)
+			s.nfields++
+			s.keeping = true
+		}
+	case kind == lineEmptyKey:
+		// QUIRK: ": value" has no name; skip it like textproto does.
+		s.keeping = false
+		p.warnf("header field without a name: dropped")
+	case s.first && bytes.HasPrefix(line, []byte("From ")):
+		// QUIRK: an mbox "From " separator left in front of the header.
+		s.keeping = false
+		p.warnf("mbox From_ line before the header: dropped")
+	default:
+		// QUIRK: no empty line between header and body. Like Python's
+		// email package, the first line that is not a header field
+		// starts the body.
+		p.warnf("header not terminated by an empty line")
+		return true
+	}
+	s.first = false
+	return false
+}
+
+// hdrBuilder collects the kept header lines, each ending in CRLF. In the
+// common case every line is kept and already ends in CRLF, so the result is
+// a prefix of the input: while that holds (mirrored), nothing is copied.
+type hdrBuilder struct {
+	src      []byte // the input, for mirroring; nil in ParseReader
+	mirrored bool   // the lines so far are exactly src[:n]
+	n        int
+	buf      []byte
+}
+
+// Len is the size of the lines kept so far.
+func (h *hdrBuilder) Len() int {
+	if h.mirrored {
+		return h.n
+	}
+	return len(h.buf)
+}
+
+// add appends line and CRLF; at is the offset of line in src, or -1.
+func (h *hdrBuilder) add(line []byte, at int) {
+	if h.mirrored {
+		end := at + len(line)
+		if at == h.n && end+2 <= len(h.src) && h.src[end] == '\r' && h.src[end+1] == '\n' {
+			h.n = end + 2
+			return
+		}
+		h.unmirror(len(line) + 2)
+	}
+	h.buf = append(h.buf, line...)
+	h.buf = append(h.buf, '\r', '\n')
+}
+
+func (h *hdrBuilder) truncate(n int) {
+	if h.mirrored {
+		h.n = n // src[:n] is still what was kept
+		return
+	}
+	h.buf = h.buf[:n]
+}
+
+// unmirror copies the mirrored lines into buf, with room for extra bytes.
+func (h *hdrBuilder) unmirror(extra int) {
+	if h.mirrored {
+		h.mirrored = false
+		h.buf = append(make([]byte, 0, h.n+extra+512), h.src[:h.n]...)
+	}
+}
+
+// finish returns the header block, ending with an empty line. endAt is the
+// offset in src of the empty line that ended the header, or -1.
+func (h *hdrBuilder) finish(endAt int) []byte {
+	if h.mirrored && endAt == h.n && endAt+2 <= len(h.src) && h.src[endAt] == '\r' && h.src[endAt+1] == '\n' {
+		return h.src[: endAt+2 : endAt+2]
+	}
+	h.unmirror(2)
+	return append(h.buf, '\r', '\n')
 }
 
 type lineKind int

@@ -43,7 +43,7 @@ const (
 // safe for concurrent use and never panics (a panic is kept for
 // HandleBatch, which quarantines the mail).
 func (e *Engine) Prepare(in Inbound) any {
-	p := e.prepareSafe(in.Raw)
+	p := e.prepareSafe(in)
 	return &p
 }
 
@@ -86,18 +86,18 @@ func (e *Engine) HandleBatch(ctx context.Context, ins []Inbound) ([]Result, erro
 // groupable reports whether a prepared mail can share a transaction.
 func (e *Engine) groupable(in Inbound, p prepared) bool {
 	_, known := e.mailboxes[in.Mailbox]
-	return known && p.panic == nil && !p.oversized && p.unfit == "" && !store.NeedsStaging(len(in.Raw))
+	return known && p.panic == nil && p.err == nil && !p.oversized && p.unfit == "" && in.Staged == nil && !store.NeedsStaging(len(in.Raw))
 }
 
 // prepareSafe is prepare with a panic kept in the result, for handleOne
 // to quarantine the mail.
-func (e *Engine) prepareSafe(raw []byte) (p prepared) {
+func (e *Engine) prepareSafe(in Inbound) (p prepared) {
 	defer func() {
 		if r := recover(); r != nil {
 			p = prepared{panic: &panicError{value: r, stack: debug.Stack()}}
 		}
 	}()
-	return e.prepare(raw)
+	return e.prepare(in)
 }
 
 // prepareAll returns every mail's preparation: the one Prepare made, or a
@@ -115,7 +115,7 @@ func (e *Engine) prepareAll(ins []Inbound) []prepared {
 	workers := min(runtime.GOMAXPROCS(0), len(todo))
 	if workers <= 1 {
 		for _, i := range todo {
-			preps[i] = e.prepareSafe(ins[i].Raw)
+			preps[i] = e.prepareSafe(ins[i])
 		}
 		return preps
 	}
@@ -124,7 +124,7 @@ func (e *Engine) prepareAll(ins []Inbound) []prepared {
 	for range workers {
 		wg.Go(func() {
 			for k := int(next.Add(1) - 1); k < len(todo); k = int(next.Add(1) - 1) {
-				preps[todo[k]] = e.prepareSafe(ins[todo[k]].Raw)
+				preps[todo[k]] = e.prepareSafe(ins[todo[k]])
 			}
 		})
 	}
@@ -191,6 +191,9 @@ func (e *Engine) handleOne(in Inbound, p prepared) (res Result, err error) {
 	if p.panic != nil {
 		return e.quarantinePanic(in, p.panic)
 	}
+	if p.err != nil {
+		return Result{}, fmt.Errorf("store %s uid %d: %w", in.Mailbox, in.UID, p.err)
+	}
 	return e.handlePrepared(in, p)
 }
 
@@ -203,7 +206,7 @@ func (e *Engine) handlePrepared(in Inbound, p prepared) (Result, error) {
 	case p.unfit != "":
 		return e.quarantine(in, p.msg, p.unfit)
 	}
-	staged, err := e.stage(in.Raw)
+	staged, err := e.stage(in)
 	if err != nil {
 		return Result{}, fmt.Errorf("store %s uid %d: %w", in.Mailbox, in.UID, err)
 	}
@@ -237,17 +240,15 @@ func (e *Engine) apply(tx *store.Tx, in Inbound, p prepared, staged *store.Stage
 	if err := tx.AdvanceCheckpoint(in.Mailbox, in.UIDValidity, in.UID); err != nil {
 		return s, err
 	}
-	if err := tx.AddPendingFlag(in.Mailbox, in.UIDValidity, in.UID); err != nil {
-		return s, err
-	}
 	key := p.msg.DedupeKey()
 	if tx.KnownKey(key) {
 		s.res.Rule = threading.RuleDuplicate
 		s.res.TicketID, _ = tx.TicketByMessageID(key)
 		s.res.Quarantined = tx.IsQuarantined(key)
-		return s, nil
+	} else if err := s.dispatch(key); err != nil {
+		return s, err
 	}
-	return s, s.dispatch(key)
+	return s, tx.AddPendingFlag(in.Mailbox, in.UIDValidity, in.UID, s.res.Quarantined)
 }
 
 // committed logs what a committed step leaves for the operator (once, so
@@ -261,12 +262,16 @@ func (e *Engine) committed(s *step) {
 }
 
 // stage writes a big mail's bytes ahead of its transaction (nil for any
-// other), so that the transaction never holds a second copy of them.
-func (e *Engine) stage(raw []byte) (*store.Staged, error) {
-	if !store.NeedsStaging(len(raw)) {
+// other), so that the transaction never holds a second copy of them; a
+// spooled mail is staged already.
+func (e *Engine) stage(in Inbound) (*store.Staged, error) {
+	if in.Staged != nil {
+		return in.Staged, nil
+	}
+	if !store.NeedsStaging(len(in.Raw)) {
 		return nil, nil
 	}
-	return e.db.Stage(raw)
+	return e.db.Stage(in.Raw)
 }
 
 // unstage removes staged bytes no transaction claimed (a duplicate, a

@@ -156,6 +156,8 @@ type Inbound struct {
 	UIDValidity uint32
 	UID         uint32
 	Raw         []byte
+	// Staged holds the mail instead of Raw when it was spooled (Spool).
+	Staged *store.Staged
 	// Prepared is what Prepare returned for this mail, or nil.
 	Prepared any
 }
@@ -189,7 +191,11 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) (res Result, err error)
 		return res, fmt.Errorf("handle %s uid %d: unknown mailbox", in.Mailbox, in.UID)
 	}
 	defer e.recoverPanic(in, &res, &err)
-	return e.handlePrepared(in, e.prepare(in.Raw))
+	p := e.prepare(in)
+	if p.err != nil {
+		return res, fmt.Errorf("store %s uid %d: %w", in.Mailbox, in.UID, p.err)
+	}
+	return e.handlePrepared(in, p)
 }
 
 // step is the work on one inbound mail inside its transaction.
@@ -478,7 +484,7 @@ func inboundMessage(ticketID uint64, in Inbound, msg *threading.Message, v autor
 		Mailbox:         in.Mailbox,
 		UIDValidity:     in.UIDValidity,
 		UID:             in.UID,
-		Size:            len(in.Raw),
+		Size:            in.size(),
 		RawSHA256:       msg.RawSHA256,
 		Warnings:        msg.Warnings,
 		ReceivedAt:      now,

@@ -73,28 +73,41 @@ type prepared struct {
 	// panic is set when preparing the mail panicked (HandleBatch keeps it
 	// for handleOne, which quarantines the mail).
 	panic *panicError
+	// err is set when a staged mail's bytes could not be read: a temporary
+	// failure, reported by handleOne so that the mail comes again.
+	err error
 }
 
-// prepare parses and classifies raw outside any transaction.
-func (e *Engine) prepare(raw []byte) prepared {
+// prepare parses and classifies a mail outside any transaction.
+func (e *Engine) prepare(in Inbound) prepared {
 	if e.fault != nil {
 		e.fault("prepare")
 	}
-	if e.cfg.MaxMessageBytes > 0 && len(raw) > e.cfg.MaxMessageBytes {
+	if size := in.size(); e.cfg.MaxMessageBytes > 0 && size > e.cfg.MaxMessageBytes {
+		msg, err := e.headerOnlyIn(in)
 		return prepared{
-			msg:       e.headerOnly(raw),
-			unfit:     fmt.Sprintf("message too large: %d bytes, limit %d", len(raw), e.cfg.MaxMessageBytes),
+			msg:       msg,
+			unfit:     fmt.Sprintf("message too large: %d bytes, limit %d", size, e.cfg.MaxMessageBytes),
 			oversized: true,
+			err:       err,
 		}
 	}
-	msg, reason := e.parse(raw)
-	if msg == nil {
+	msg, reason, err := e.parseIn(in)
+	switch {
+	case err != nil:
+		return prepared{err: err}
+	case msg == nil:
 		return prepared{unfit: reason}
-	}
-	if msg.From.Addr == "" {
+	case msg.From.Addr == "":
 		return prepared{msg: msg, unfit: "no sender address in From"}
 	}
 	v := autoreply.Classify(msg, e.own)
+	raw := in.Raw
+	if in.Staged != nil && v.Automated && v.Kind != autoreply.KindOwn {
+		if raw, err = e.head(in, maxBounceScan); err != nil {
+			return prepared{err: err}
+		}
+	}
 	return prepared{msg: msg, verdict: v, report: e.bounceReport(raw, v)}
 }
 
@@ -135,6 +148,27 @@ func (e *Engine) headerOnly(raw []byte) *threading.Message {
 	return msg
 }
 
+// headerOnlyIn is headerOnly for an Inbound, staged or not. An error means
+// a staged mail could not be read.
+func (e *Engine) headerOnlyIn(in Inbound) (*threading.Message, error) {
+	if in.Staged == nil {
+		return e.headerOnly(in.Raw), nil
+	}
+	head, err := e.head(in, maxHeaderScan)
+	if err != nil {
+		return nil, err
+	}
+	msg := e.headerOnly(head)
+	if msg == nil {
+		return nil, nil
+	}
+	if msg.RawSHA256, err = e.sum(in); err != nil {
+		return nil, err
+	}
+	msg.Size = in.size()
+	return msg, nil
+}
+
 // panicError is a panic recovered while handling a mail.
 type panicError struct {
 	value any
@@ -165,7 +199,11 @@ func (e *Engine) panicked(in Inbound, err error) (res Result, ok bool, qerr erro
 func (e *Engine) quarantinePanic(in Inbound, pe *panicError) (Result, error) {
 	e.log.Error("panic while handling a mail: quarantining it", "mailbox", in.Mailbox, "uid", in.UID,
 		"panic", pe.value, "stack", string(pe.stack))
-	return e.quarantine(in, e.headerOnly(in.Raw), fmt.Sprintf("panic while handling the mail: %v", pe.value))
+	msg, err := e.headerOnlyIn(in)
+	if err != nil {
+		return Result{}, fmt.Errorf("quarantine %s uid %d: %w", in.Mailbox, in.UID, err)
+	}
+	return e.quarantine(in, msg, fmt.Sprintf("panic while handling the mail: %v", pe.value))
 }
 
 // quarantine keeps a mail that cannot become part of a ticket.
@@ -184,14 +222,20 @@ func (e *Engine) quarantineOversized(in Inbound, p prepared) (Result, error) {
 func (e *Engine) quarantineWith(in Inbound, msg *threading.Message, reason string, also func(*step, *store.Quarantined) error) (Result, error) {
 	q := &store.Quarantined{
 		Mailbox: in.Mailbox, UIDValidity: in.UIDValidity, UID: in.UID,
-		Reason: reason, Size: len(in.Raw), ReceivedAt: e.now(), Raw: in.Raw,
+		Reason: reason, Size: in.size(), ReceivedAt: e.now(), Raw: in.Raw,
 	}
-	key := "sha256:" + sha256Hex(in.Raw)
+	var key string
 	if msg != nil {
 		q.From, q.Subject = msg.From.Addr, msg.Subject
 		key = msg.DedupeKey()
+	} else {
+		sum, err := e.sum(in)
+		if err != nil {
+			return Result{}, fmt.Errorf("quarantine %s uid %d: %w", in.Mailbox, in.UID, err)
+		}
+		key = "sha256:" + sum
 	}
-	staged, err := e.stage(in.Raw)
+	staged, err := e.stage(in)
 	if err != nil {
 		return Result{}, fmt.Errorf("quarantine %s uid %d: %w", in.Mailbox, in.UID, err)
 	}
@@ -204,14 +248,14 @@ func (e *Engine) quarantineWith(in Inbound, msg *threading.Message, reason strin
 		if err := tx.AdvanceCheckpoint(in.Mailbox, in.UIDValidity, in.UID); err != nil {
 			return err
 		}
-		if err := tx.AddPendingFlag(in.Mailbox, in.UIDValidity, in.UID); err != nil {
-			return err
-		}
 		if tx.KnownKey(key) {
 			s.res.Rule = threading.RuleDuplicate
 			s.res.TicketID, _ = tx.TicketByMessageID(key)
 			s.res.Quarantined = tx.IsQuarantined(key)
-			return nil
+			return tx.AddPendingFlag(in.Mailbox, in.UIDValidity, in.UID, s.res.Quarantined)
+		}
+		if err := tx.AddPendingFlag(in.Mailbox, in.UIDValidity, in.UID, true); err != nil {
+			return err
 		}
 		var qerr error
 		if staged != nil {
@@ -362,7 +406,7 @@ func (e *Engine) Replay(ctx context.Context, id uint64) (res Result, err error) 
 			res, err = Result{}, &StillQuarantinedError{ID: id, Reason: fmt.Sprintf("panic: %v", p)}
 		}
 	}()
-	p := e.prepare(q.Raw)
+	p := e.prepare(Inbound{Raw: q.Raw})
 	if p.unfit != "" {
 		return res, &StillQuarantinedError{ID: id, Reason: p.unfit}
 	}
