@@ -34,7 +34,7 @@ bench: ## the benchmark harness (Dovecot + SMTP sink on loopback); writes BENCHM
 	$(GO) test -run='^TestHarness$$' -count=1 -v -timeout 60m ./bench -args -harness -out=$(CURDIR)/BENCHMARKS.md $(BENCH_ARGS)
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10m)
-	@for spec in threading:FuzzParse threading:FuzzFindTag agent:FuzzParse agent:FuzzVerify quote:FuzzStrip config:FuzzLoad bounce:FuzzParse; do \
+	@for spec in threading:FuzzParse threading:FuzzParseReader threading:FuzzFindTag agent:FuzzParse agent:FuzzVerify quote:FuzzStrip config:FuzzLoad bounce:FuzzParse store:FuzzDecodeMessage store:FuzzMessageRecordText store:FuzzCutCount outbox:FuzzDotAtomAddr; do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		if grep -q "func $$fn(" ./$$pkg/*_test.go 2>/dev/null; then \
 			echo "== $$pkg $$fn ($(FUZZTIME))"; \

@@ -1,7 +1,9 @@
 // Package store persists everything helpdesk knows in one bbolt file.
 //
 // On-disk layout. Integer keys are 8-byte big-endian so bbolt's byte order
-// is numeric order; values are JSON unless said otherwise.
+// is numeric order; values are JSON unless said otherwise (message records
+// put their text first and tickets their message count last, still JSON:
+// see records.go).
 //
 //	meta           "schema"  → uint64 schema version (see migrations.go)
 //	               "secret"  → 32 random bytes, the HMAC key of our Message-ID tokens

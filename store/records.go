@@ -1,0 +1,434 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Message records.
+//
+// A message's text is most of its record (tens of KB for a long mail), and
+// encoding/json spends most of its time on it: escaping it byte by byte
+// (HTML characters included) when the record is written, and scanning it
+// twice (validation, then decoding) when it is read. A record is therefore
+// written text first:
+//
+//	{"text":"<the text, escaped by appendJSONText>",<the rest of the message as encoding/json writes it>}
+//
+// The rest is json.Marshal of the message without its text (messageHead),
+// its opening brace dropped. The whole is still one JSON object with the
+// same members as json.Marshal(Message) writes, so anything that reads a
+// message record with encoding/json (Check, a look with bbolt's CLI or jq
+// at a backup) gets the same Message as before. decodeMessage reads the
+// text with a loop that copies the runs between escapes, and hands only the
+// rest, a few hundred bytes, to encoding/json.
+//
+// Records written before this layout start with `{"ticket_id":` (the
+// first member json.Marshal writes) and are read with encoding/json, as is
+// any text-first record whose text has an escape appendJSONText does not
+// write: both layouts stay readable for good, so no migration rewrites
+// them.
+//
+// The text is stored as encoding/json would have stored it: a byte that is
+// not part of valid UTF-8 becomes U+FFFD, one for each such byte, so a
+// message reads back the same under either layout. A text-first record
+// has one "text" member; decodeMessage would ignore a second one, which
+// encoding/json would take instead (the last of a name wins there), but
+// encodeMessage never writes one.
+
+// textFirst starts every text-first message record.
+const textFirst = `{"text":"`
+
+// messageHead is Message without its text: the rest of a text-first
+// record. The conversion from Message (which ignores tags) keeps the two in
+// step: a field added to one and not the other does not compile.
+type messageHead struct {
+	TicketID        uint64       `json:"ticket_id"`
+	Seq             uint64       `json:"seq"`
+	MessageID       string       `json:"message_id"`
+	Direction       string       `json:"direction"`
+	Kind            string       `json:"kind"`
+	From            string       `json:"from"`
+	FromName        string       `json:"from_name,omitempty"`
+	To              []string     `json:"to"`
+	Cc              []string     `json:"cc,omitempty"`
+	Date            time.Time    `json:"date"`
+	Subject         string       `json:"subject"`
+	Text            string       `json:"-"`
+	Attachments     []Attachment `json:"attachments"`
+	InReplyTo       []string     `json:"in_reply_to,omitempty"`
+	References      []string     `json:"references,omitempty"`
+	MatchedBy       string       `json:"matched_by,omitempty"`
+	Automated       string       `json:"automated,omitempty"`
+	AutomatedReason string       `json:"automated_reason,omitempty"`
+	Mailbox         string       `json:"mailbox,omitempty"`
+	UIDValidity     uint32       `json:"uid_validity,omitempty"`
+	UID             uint32       `json:"uid,omitempty"`
+	Size            int          `json:"size"`
+	Blob            uint64       `json:"blob,omitempty"`
+	RawSHA256       string       `json:"raw_sha256,omitempty"`
+	Warnings        []string     `json:"warnings,omitempty"`
+	ReceivedAt      time.Time    `json:"received_at"`
+	Delivery        *Delivery    `json:"delivery,omitempty"`
+}
+
+// putMessage stores m under key in b as a text-first record.
+func putMessage(b *bolt.Bucket, key []byte, m *Message) error {
+	v, err := encodeMessage(m)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, v)
+}
+
+// getMessage reads the message stored under key in b, or ErrNotFound.
+func getMessage(b *bolt.Bucket, key []byte, m *Message) error {
+	v := b.Get(key)
+	if v == nil {
+		return ErrNotFound
+	}
+	return decodeMessage(v, m)
+}
+
+// encodeMessage returns m's text-first record.
+func encodeMessage(m *Message) ([]byte, error) {
+	// {"ticket_id":…}: messageHead has no omitempty first field.
+	head, err := json.Marshal((*messageHead)(m))
+	if err != nil {
+		return nil, err
+	}
+	// Escapes make the text longer; mail text has one every line or so
+	// (a newline), which this slack covers, so one allocation suffices.
+	dst := make([]byte, 0, len(textFirst)+len(m.Text)+len(m.Text)/16+len(head)+2)
+	dst = append(dst, textFirst...)
+	dst = appendJSONText(dst, m.Text)
+	dst = append(dst, '"', ',')
+	return append(dst, head[1:]...), nil
+}
+
+// errSlowPath says the fast decoder leaves a record to encoding/json.
+var errSlowPath = errors.New("not for the fast path")
+
+// decodeMessage reads a message record of either layout into m, which
+// must be the zero Message.
+func decodeMessage(v []byte, m *Message) error {
+	rest, ok := bytes.CutPrefix(v, []byte(textFirst))
+	if !ok {
+		return json.Unmarshal(v, m)
+	}
+	text, n, err := unquoteText(rest)
+	if errors.Is(err, errSlowPath) {
+		return json.Unmarshal(v, m)
+	}
+	if err != nil {
+		return fmt.Errorf("message record: %w", err)
+	}
+	rest = rest[n:]
+	var head []byte
+	switch {
+	case len(rest) == 1 && rest[0] == '}':
+		head = []byte("{}")
+	case len(rest) > 2 && rest[0] == ',' && rest[1] == '"':
+		// The members after the text, as an object of their own.
+		head = make([]byte, len(rest))
+		head[0] = '{'
+		copy(head[1:], rest[1:])
+	default:
+		// Not as encodeMessage writes it (white space, say):
+		// encoding/json reads it, or says what is wrong with it.
+		return json.Unmarshal(v, m)
+	}
+	if err := json.Unmarshal(head, (*messageHead)(m)); err != nil {
+		return fmt.Errorf("message record: %w", err)
+	}
+	m.Text = text
+	return nil
+}
+
+// appendJSONText appends s as the contents of a JSON string: '"', '\\' and
+// the control characters below U+0020 escaped, everything else as it is.
+// encoding/json also escapes <, >, & and U+2028/2029, for JSON embedded in
+// a web page; a JSON reader gets the same string either way.
+func appendJSONText(dst []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = replaceInvalidUTF8(s)
+	}
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	start := 0
+	for i := 0; i < len(s); {
+		// Skip 8 bytes at a time while none of them needs an escape,
+		// which in mail text is the usual case between two newlines. A
+		// byte below 0x20 sets its high bit in x-0x20…, a '"' or '\\' in
+		// (y-1…)&^y for y the bytes XORed with it; bytes from 0x80 (valid
+		// UTF-8 here) set none.
+		for ; i+8 <= len(s); i += 8 {
+			w := s[i : i+8]
+			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+			q := x ^ ones*'"'
+			b := x ^ ones*'\\'
+			if ((x-ones*0x20)&^x|(q-ones)&^q|(b-ones)&^b)&highs != 0 {
+				break
+			}
+		}
+		for end := min(i+8, len(s)); i < end; i++ {
+			if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+				dst = append(dst, s[start:i]...)
+				dst = appendEscape(dst, c)
+				start = i + 1
+			}
+		}
+	}
+	return append(dst, s[start:]...)
+}
+
+// appendEscape appends the JSON escape of ASCII byte c.
+func appendEscape(dst []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(dst, '\\', c)
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	const hex = "0123456789abcdef"
+	return append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+}
+
+// replaceInvalidUTF8 replaces each byte of s that is not part of valid
+// UTF-8 with U+FFFD, as encoding/json does when it writes a string (and
+// unlike strings.ToValidUTF8, which replaces a run of them with one).
+func replaceInvalidUTF8(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// unquoteText decodes the contents of the JSON string at the start of b
+// (after its opening quote): the text of a text-first record. n counts the
+// bytes read, the closing quote included. An escape appendJSONText does
+// not write (a UTF-16 surrogate, an invalid one) returns errSlowPath:
+// encoding/json then decodes the record, or says what is wrong with it.
+//
+// The text is taken as written: raw control characters or bytes that are
+// not UTF-8, which appendJSONText never writes, are not looked for.
+func unquoteText(b []byte) (text string, n int, err error) {
+	end := stringEnd(b)
+	if end < 0 {
+		return "", 0, errors.New("text has no closing quote")
+	}
+	var sb strings.Builder
+	// Escapes only shorten the text: this is the one allocation.
+	sb.Grow(end)
+	for i := 0; i < end; {
+		j := bytes.IndexByte(b[i:end], '\\')
+		if j < 0 {
+			sb.Write(b[i:end])
+			break
+		}
+		sb.Write(b[i : i+j])
+		i += j
+		// stringEnd saw that this backslash does not escape the final
+		// quote, so another byte follows it before end.
+		switch c := b[i+1]; c {
+		case '"', '\\', '/':
+			sb.WriteByte(c)
+		case 'n':
+			sb.WriteByte('\n')
+		case 'r':
+			sb.WriteByte('\r')
+		case 't':
+			sb.WriteByte('\t')
+		case 'b':
+			sb.WriteByte('\b')
+		case 'f':
+			sb.WriteByte('\f')
+		case 'u':
+			r, ok := hex4(b[i+2 : min(i+6, end)])
+			if !ok || utf16.IsSurrogate(r) {
+				return "", 0, errSlowPath
+			}
+			sb.WriteRune(r)
+			i += 4
+		default:
+			return "", 0, errSlowPath
+		}
+		i += 2
+	}
+	return sb.String(), end + 1, nil
+}
+
+// stringEnd returns the index in b of the first quote no backslash
+// escapes, or -1.
+func stringEnd(b []byte) int {
+	for i := 0; i < len(b); {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += i
+		// Escaped when an odd number of backslashes come before it. Each
+		// run of backslashes is counted once: the next quote is further on.
+		k := q
+		for k > i && b[k-1] == '\\' {
+			k--
+		}
+		if (q-k)%2 == 0 {
+			return q
+		}
+		i = q + 1
+	}
+	return -1
+}
+
+// hex4 decodes exactly four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) != 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// Ticket records.
+//
+// Every message added to a ticket adds one to its message_count, which
+// meant decoding the whole ticket and encoding it again, twice per new
+// ticket (the mail, its acknowledgement). A ticket record therefore ends
+// with its count:
+//
+//	{<the ticket without its count, as encoding/json writes it>,"message_count":<n>}
+//
+// so that countMessage rewrites the number and copies the rest as it is.
+// As with messages, the record is the same JSON object as before, its
+// members in another order: encoding/json reads it into the same Ticket.
+// A record written before has the count in the middle, or last when the
+// optional members after it are empty; countMessage rewrites either kind
+// (the first by decoding it) into this layout.
+
+// countLast ends every ticket record, but for the number and the '}'.
+const countLast = `,"message_count":`
+
+// ticketHead is Ticket without its message count: the rest of a ticket
+// record. The conversion from Ticket keeps the two in step.
+type ticketHead struct {
+	ID                    uint64    `json:"id"`
+	Subject               string    `json:"subject"`
+	Status                string    `json:"status"`
+	Priority              string    `json:"priority"`
+	Mailbox               string    `json:"mailbox"`
+	Requester             string    `json:"requester"`
+	RequesterName         string    `json:"requester_name,omitempty"`
+	CC                    []string  `json:"cc"`
+	Assignee              string    `json:"assignee"`
+	Team                  string    `json:"team"`
+	Category              string    `json:"category"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
+	MessageCount          int       `json:"-"`
+	LastCustomerMessageID string    `json:"last_customer_message_id,omitempty"`
+	ThreadIDs             []string  `json:"thread_ids,omitempty"`
+	MergedInto            uint64    `json:"merged_into,omitempty"`
+}
+
+// ticketRecord is a ticket as it is stored: encoding/json writes the
+// fields of an embedded struct where it is embedded, so the count comes
+// last (and the embedded MessageCount, tagged "-", is left out). This
+// costs what json.Marshal(Ticket) does; adding the count to that output
+// would copy it into a bigger buffer.
+type ticketRecord struct {
+	*ticketHead
+	MessageCount int `json:"message_count"`
+}
+
+// putTicket stores tk under its ID in b, its count last.
+func putTicket(b *bolt.Bucket, tk *Ticket) error {
+	v, err := json.Marshal(&ticketRecord{(*ticketHead)(tk), tk.MessageCount})
+	if err != nil {
+		return err
+	}
+	return b.Put(u64(tk.ID), v)
+}
+
+// countMessage adds one to the message count of ticket id.
+func (t *Tx) countMessage(id uint64) error {
+	b := t.bucket(bucketTickets)
+	v := b.Get(u64(id))
+	if v == nil {
+		return fmt.Errorf("ticket %d: %w", id, ErrNotFound)
+	}
+	if n, at, ok := cutCount(v); ok {
+		nv := make([]byte, at, len(v)+1)
+		copy(nv, v)
+		nv = strconv.AppendInt(nv, n+1, 10)
+		return b.Put(u64(id), append(nv, '}'))
+	}
+	// A record with the count elsewhere, written before.
+	var tk Ticket
+	if err := json.Unmarshal(v, &tk); err != nil {
+		return fmt.Errorf("ticket %d: %w", id, err)
+	}
+	tk.MessageCount++
+	return putTicket(b, &tk)
+}
+
+// cutCount returns the count at the end of a ticket record and where its
+// digits start. ok is false unless the record ends with countLast, digits
+// as strconv writes them (no sign, no leading zero, no overflow) and '}'.
+//
+// In a JSON object without nested objects, such an end is its last
+// member (a string followed by ':' is a key, and a ',' before it puts it
+// at the top level); encoding/json too takes the last of several members
+// of one name.
+func cutCount(v []byte) (n int64, at int, ok bool) {
+	end := len(v) - 1
+	if end < 0 || v[end] != '}' {
+		return 0, 0, false
+	}
+	at = end
+	for at > 0 && '0' <= v[at-1] && v[at-1] <= '9' {
+		at--
+	}
+	digits := v[at:end]
+	if len(digits) == 0 || len(digits) > 18 || len(digits) > 1 && digits[0] == '0' || !bytes.HasSuffix(v[:at], []byte(countLast)) {
+		return 0, 0, false
+	}
+	for _, c := range digits {
+		n = n*10 + int64(c-'0')
+	}
+	return n, at, true
+}
