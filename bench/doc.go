@@ -14,8 +14,8 @@
 //     to the auto-reply at the sink, next to Dovecot's own IDLE delay as a
 //     bare IDLE client sees it;
 //  4. memory: the real `helpdesk serve` (built from cmd/helpdesk) ingesting
-//     a backlog with a few big attachments; its VmHWM, and again under a
-//     GOMEMLIMIT;
+//     a backlog with a few big attachments; its VmHWM, and again with
+//     -mem-env in its environment (GOGC=50: less memory for more CPU);
 //  5. outbound: auto-replies through the outbox worker, the store and the
 //     SMTP sender, against a bare go-mail send loop of the same bytes;
 //  6. store at scale: a million tickets made through the store API, the

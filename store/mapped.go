@@ -1,6 +1,9 @@
 package store
 
 import (
+	"sync/atomic"
+	"time"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -11,13 +14,36 @@ import (
 // 1 MB writes mapped all of it; madvise(MADV_RANDOM), which bbolt sets,
 // changes nothing). After ingesting a few hundred MB the daemon's resident
 // set held most of the file, although nothing but the page cache backed
-// it. So every transaction lets go of what it mapped before it ends
-// (MADV_DONTNEED on a read-only shared file mapping only unmaps; the data
-// stays in the page cache and the next read maps it again), and a long
-// write transaction also now and then (Tx.ReleaseMapped).
+// it. So transactions let go of what they mapped when they end, at most
+// every trimEvery (MADV_DONTNEED on a read-only shared file mapping only
+// unmaps; the data stays in the page cache and the next read maps it
+// again), and a long write transaction also now and then
+// (Tx.ReleaseMapped).
 
-// trimAfterWrite unmaps what a write transaction and its commit mapped.
-func trimAfterWrite(b *bolt.DB) {
+// trimEvery is the least time between two trims after transactions: each
+// trim also unmaps the pages every transaction reads (the roots and
+// branches of the indexes), which the next one faults in again, a folio at
+// a time; trimming after every transaction cost a tenth of the ingest rate.
+const trimEvery = 25 * time.Millisecond
+
+// trimmer rate-limits the trims after transactions.
+type trimmer struct {
+	last atomic.Int64 // unix nanoseconds of the last trim
+}
+
+// due reports whether a trim is due now, and if so takes it.
+func (t *trimmer) due() bool {
+	now := time.Now().UnixNano()
+	last := t.last.Load()
+	return now-last >= int64(trimEvery) && t.last.CompareAndSwap(last, now)
+}
+
+// trimAfterWrite unmaps what write transactions and their commits mapped,
+// when a trim is due.
+func (t *trimmer) trimAfterWrite(b *bolt.DB) {
+	if !t.due() {
+		return
+	}
 	// In a read transaction bbolt cannot remap (it waits for readers), so
 	// the map stays where Info says for as long as madvise needs it.
 	_ = b.View(func(tx *bolt.Tx) error {

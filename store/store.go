@@ -114,6 +114,7 @@ type Options struct {
 type DB struct {
 	bolt   *bolt.DB
 	secret []byte
+	trim   trimmer // see mapped.go
 }
 
 // Open opens or creates the database at path (mode 0600, its directory 0700
@@ -184,7 +185,7 @@ func (db *DB) Secret() []byte { return bytes.Clone(db.secret) }
 // Update runs fn in one read-write transaction: all of its writes or none.
 func (db *DB) Update(fn func(*Tx) error) error {
 	err := db.bolt.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
-	trimAfterWrite(db.bolt)
+	db.trim.trimAfterWrite(db.bolt)
 	return err
 }
 
@@ -193,19 +194,22 @@ func (db *DB) Update(fn func(*Tx) error) error {
 // so fn must have no effect outside the transaction.
 func (db *DB) Batch(fn func(*Tx) error) error {
 	err := db.bolt.Batch(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
-	trimAfterWrite(db.bolt)
+	db.trim.trimAfterWrite(db.bolt)
 	return err
 }
 
 // View runs fn in a read-only transaction. The pages it mapped are let go
-// of before it returns (see mapped.go): a reader such as the outbox worker
-// runs all day, and each page it reads maps a whole large folio of the file.
+// of when it ends, if a trim is due (see mapped.go): a reader such as the
+// outbox worker runs all day, and each page it reads can map a whole large
+// folio of the file.
 func (db *DB) View(fn func(*Tx) error) error {
 	return db.bolt.View(func(btx *bolt.Tx) error {
 		err := fn(&Tx{tx: btx})
-		// Inside the transaction bbolt cannot remap, so Info().Data is
-		// the map the reads went through.
-		trimMap(db.bolt.Info().Data, uintptr(btx.Size()))
+		if db.trim.due() {
+			// Inside the transaction bbolt cannot remap, so Info().Data
+			// is the map the reads went through.
+			trimMap(db.bolt.Info().Data, uintptr(btx.Size()))
+		}
 		return err
 	})
 }
