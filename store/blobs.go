@@ -285,6 +285,10 @@ func (r *blobReader) load() error {
 		}
 		r.buf = append(r.buf[:0], v...)
 		r.chunk++
+		// The chunk's pages (a megabyte, one folio) are of no use once
+		// copied; the rate-limited trim of View would let a fast reader
+		// map tens of them first.
+		trimMap(r.db.bolt.Info().Data, uintptr(tx.tx.Size()))
 		return nil
 	})
 }
