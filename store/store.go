@@ -114,7 +114,7 @@ type Options struct {
 type DB struct {
 	bolt   *bolt.DB
 	secret []byte
-	trim   trimmer // see mapped.go
+	trim   *trimmer // see mapped.go
 }
 
 // Open opens or creates the database at path (mode 0600, its directory 0700
@@ -170,11 +170,15 @@ func Open(path string, opts Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	db.trim = newTrimmer()
 	return db, nil
 }
 
 // Close closes the file.
-func (db *DB) Close() error { return db.bolt.Close() }
+func (db *DB) Close() error {
+	db.trim.close()
+	return db.bolt.Close()
+}
 
 // Path is the database file's path.
 func (db *DB) Path() string { return db.bolt.Path() }
@@ -184,7 +188,7 @@ func (db *DB) Secret() []byte { return bytes.Clone(db.secret) }
 
 // Update runs fn in one read-write transaction: all of its writes or none.
 func (db *DB) Update(fn func(*Tx) error) error {
-	err := db.bolt.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	err := db.bolt.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx, trim: db.trim}) })
 	db.trim.trimAfterWrite(db.bolt)
 	return err
 }
@@ -193,23 +197,20 @@ func (db *DB) Update(fn func(*Tx) error) error {
 // functions in one transaction (group commit), and may run fn more than once,
 // so fn must have no effect outside the transaction.
 func (db *DB) Batch(fn func(*Tx) error) error {
-	err := db.bolt.Batch(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	err := db.bolt.Batch(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx, trim: db.trim}) })
 	db.trim.trimAfterWrite(db.bolt)
 	return err
 }
 
 // View runs fn in a read-only transaction. The pages it mapped are let go
-// of when it ends, if a trim is due (see mapped.go): a reader such as the
-// outbox worker runs all day, and each page it reads can map a whole large
-// folio of the file.
+// of when it ends, if the map has grown enough (see mapped.go): a reader
+// such as the outbox worker runs all day.
 func (db *DB) View(fn func(*Tx) error) error {
 	return db.bolt.View(func(btx *bolt.Tx) error {
-		err := fn(&Tx{tx: btx})
-		if db.trim.due() {
-			// Inside the transaction bbolt cannot remap, so Info().Data
-			// is the map the reads went through.
-			trimMap(db.bolt.Info().Data, uintptr(btx.Size()))
-		}
+		err := fn(&Tx{tx: btx, trim: db.trim})
+		// Inside the transaction bbolt cannot remap, so Info().Data is
+		// the map the reads went through.
+		db.trim.maybeTrim(db.bolt.Info().Data, uintptr(btx.Size()))
 		return err
 	})
 }
@@ -232,7 +233,8 @@ func (db *DB) Backup(w io.Writer) (int64, error) {
 // Tx is one transaction. It must not be used after the function it was
 // given to returns; byte slices and structs it returns are copies.
 type Tx struct {
-	tx *bolt.Tx
+	tx   *bolt.Tx
+	trim *trimmer
 }
 
 func (t *Tx) bucket(name []byte) *bolt.Bucket {

@@ -33,11 +33,10 @@ const (
 	maxGroupBytes = 8 << 20
 	// releaseEvery is how many mails of a group are applied between two
 	// Tx.ReleaseMapped: each mail reads index leaves all over the file, and
-	// each leaf read can map a large folio of it (store/mapped.go). Every
-	// release makes the next mails fault the hot pages in again: 4 cost
-	// 15 % of the ingest rate against 64, and 16 is within a few % of 64
-	// for ~6 MB less peak RSS (make bench, -skip=latency,outbound,store).
-	releaseEvery = 16
+	// each leaf read maps 64 KB or more of it (store/mapped.go). The store
+	// only trims once the map has grown by its budget, so asking often
+	// costs a read of /proc/self/statm.
+	releaseEvery = 4
 )
 
 // Prepare parses and classifies a mail outside any transaction, for
