@@ -52,48 +52,33 @@ const textFirst = `{"text":"`
 // record. The conversion from Message (which ignores tags) keeps the two in
 // step: a field added to one and not the other does not compile.
 type messageHead struct {
-	TicketID        uint64        `json:"ticket_id"`
-	Seq             uint64        `json:"seq"`
-	MessageID       string        `json:"message_id"`
-	Direction       string        `json:"direction"`
-	Kind            string        `json:"kind"`
-	From            string        `json:"from"`
-	FromName        string        `json:"from_name,omitempty"`
-	To              []string      `json:"to"`
-	Cc              []string      `json:"cc,omitempty"`
-	Date            time.Time     `json:"date"`
-	Subject         string        `json:"subject"`
-	Text            string        `json:"-"`
-	Attachments     []Attachment  `json:"attachments"`
-	InReplyTo       []string      `json:"in_reply_to,omitempty"`
-	References      []string      `json:"references,omitempty"`
-	MatchedBy       string        `json:"matched_by,omitempty"`
-	Automated       string        `json:"automated,omitempty"`
-	AutomatedReason string        `json:"automated_reason,omitempty"`
-	Mailbox         string        `json:"mailbox,omitempty"`
-	UIDValidity     uint32        `json:"uid_validity,omitempty"`
-	UID             uint32        `json:"uid,omitempty"`
-	Size            int           `json:"size"`
-	Blob            uint64        `json:"blob,omitempty"`
-	RawSHA256       string        `json:"raw_sha256,omitempty"`
-	Warnings        []string      `json:"warnings,omitempty"`
-	ReceivedAt      time.Time     `json:"received_at"`
-	Delivery        *Delivery     `json:"delivery,omitempty"`
-	RecordText      *PreparedText `json:"-"`
-}
-
-// PreparedText is a message's text escaped for its record ahead of the
-// transaction that writes it: escaping is most of the cost of writing a
-// message, and the transaction runs one at a time, while the ticket engine
-// can escape on every CPU as it parses (Message.RecordText).
-type PreparedText struct {
-	text    string
-	escaped []byte
-}
-
-// PrepareText escapes text for a message record.
-func PrepareText(text string) *PreparedText {
-	return &PreparedText{text: text, escaped: appendJSONText(make([]byte, 0, len(text)+len(text)/16), text)}
+	TicketID        uint64       `json:"ticket_id"`
+	Seq             uint64       `json:"seq"`
+	MessageID       string       `json:"message_id"`
+	Direction       string       `json:"direction"`
+	Kind            string       `json:"kind"`
+	From            string       `json:"from"`
+	FromName        string       `json:"from_name,omitempty"`
+	To              []string     `json:"to"`
+	Cc              []string     `json:"cc,omitempty"`
+	Date            time.Time    `json:"date"`
+	Subject         string       `json:"subject"`
+	Text            string       `json:"-"`
+	Attachments     []Attachment `json:"attachments"`
+	InReplyTo       []string     `json:"in_reply_to,omitempty"`
+	References      []string     `json:"references,omitempty"`
+	MatchedBy       string       `json:"matched_by,omitempty"`
+	Automated       string       `json:"automated,omitempty"`
+	AutomatedReason string       `json:"automated_reason,omitempty"`
+	Mailbox         string       `json:"mailbox,omitempty"`
+	UIDValidity     uint32       `json:"uid_validity,omitempty"`
+	UID             uint32       `json:"uid,omitempty"`
+	Size            int          `json:"size"`
+	Blob            uint64       `json:"blob,omitempty"`
+	RawSHA256       string       `json:"raw_sha256,omitempty"`
+	Warnings        []string     `json:"warnings,omitempty"`
+	ReceivedAt      time.Time    `json:"received_at"`
+	Delivery        *Delivery    `json:"delivery,omitempty"`
 }
 
 // putMessage stores m under key in b as a text-first record.
@@ -123,13 +108,6 @@ func encodeMessage(m *Message) ([]byte, error) {
 	}
 	// Escapes make the text longer; mail text has one every line or so
 	// (a newline), which this slack covers, so one allocation suffices.
-	if pt := m.RecordText; pt != nil && pt.text == m.Text {
-		dst := make([]byte, 0, len(textFirst)+len(pt.escaped)+len(head)+2)
-		dst = append(dst, textFirst...)
-		dst = append(dst, pt.escaped...)
-		dst = append(dst, '"', ',')
-		return append(dst, head[1:]...), nil
-	}
 	dst := make([]byte, 0, len(textFirst)+len(m.Text)+len(m.Text)/16+len(head)+2)
 	dst = append(dst, textFirst...)
 	dst = appendJSONText(dst, m.Text)

@@ -525,24 +525,3 @@ func FuzzCutCount(f *testing.F) {
 		}
 	})
 }
-
-// A prepared text gives the record encodeMessage writes without it, byte
-// for byte; one prepared for another text is ignored.
-func TestPreparedTextWritesTheSameRecord(t *testing.T) {
-	for _, text := range []string{"", "plain", "line\nbreak \"quoted\" back\\slash \x01 tab\t", "bad \xff utf-8 é"} {
-		m := &Message{TicketID: 7, Seq: 3, Subject: "s", Text: text}
-		want, err := encodeMessage(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.RecordText = PrepareText(text)
-		got, err := encodeMessage(m)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%q: prepared record %q, %v; want %q", text, got, err, want)
-		}
-		m.RecordText = PrepareText(text + " and more")
-		if got, _ := encodeMessage(m); !bytes.Equal(got, want) {
-			t.Errorf("%q: a text prepared for another text was used: %q", text, got)
-		}
-	}
-}

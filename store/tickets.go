@@ -113,9 +113,6 @@ type Message struct {
 	Warnings   []string  `json:"warnings,omitempty"`
 	ReceivedAt time.Time `json:"received_at"`
 	Delivery   *Delivery `json:"delivery,omitempty"`
-	// RecordText, when it is PrepareText(Text), saves writing the message
-	// the cost of escaping its text. Never stored, nil when read.
-	RecordText *PreparedText `json:"-"`
 }
 
 // Ticket returns the ticket with that ID, or ErrNotFound.

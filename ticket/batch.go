@@ -238,7 +238,7 @@ func (e *Engine) handlePrepared(in Inbound, p prepared) (Result, error) {
 // after the commit.
 func (e *Engine) apply(tx *store.Tx, in Inbound, p prepared, staged *store.Staged) (*step, error) {
 	mb := e.mailboxes[in.Mailbox]
-	s := &step{e: e, tx: tx, via: mb, mb: mb, in: in, msg: p.msg, verdict: p.verdict, report: p.report, now: e.now(), staged: staged, recordText: p.text}
+	s := &step{e: e, tx: tx, via: mb, mb: mb, in: in, msg: p.msg, verdict: p.verdict, report: p.report, now: e.now(), staged: staged}
 	if err := tx.AdvanceCheckpoint(in.Mailbox, in.UIDValidity, in.UID); err != nil {
 		return s, err
 	}

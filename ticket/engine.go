@@ -212,8 +212,6 @@ type step struct {
 	// staged holds the mail's bytes when they were written ahead (a big
 	// mail, store.NeedsStaging); storeInbound claims them.
 	staged *store.Staged
-	// recordText is the mail's text escaped for its record (prepare).
-	recordText *store.PreparedText
 
 	res      Result
 	queued   int      // outbound mails queued
@@ -334,7 +332,6 @@ func (s *step) customerReply(tk *store.Ticket, key string) error {
 // storeInbound stores the mail being handled on ticket id as kind.
 func (s *step) storeInbound(id uint64, kind, key string) (*store.Message, error) {
 	m := inboundMessage(id, s.in, s.msg, s.verdict, string(s.res.Rule), s.now)
-	m.RecordText = s.recordText
 	m.Kind = kind
 	m.Warnings = append(m.Warnings, s.warnings...)
 	s.res.Kind = kind

@@ -76,9 +76,6 @@ type prepared struct {
 	// err is set when a staged mail's bytes could not be read: a temporary
 	// failure, reported by handleOne so that the mail comes again.
 	err error
-	// text is msg.Text escaped for its record, done here, on the parsing
-	// workers, rather than in the transaction, which runs one at a time.
-	text *store.PreparedText
 }
 
 // prepare parses and classifies a mail outside any transaction.
@@ -111,7 +108,7 @@ func (e *Engine) prepare(in Inbound) prepared {
 			return prepared{err: err}
 		}
 	}
-	return prepared{msg: msg, verdict: v, report: e.bounceReport(raw, v), text: store.PrepareText(msg.Text)}
+	return prepared{msg: msg, verdict: v, report: e.bounceReport(raw, v)}
 }
 
 // dispatch handles a new mail inside its transaction: a delivery report
