@@ -66,6 +66,9 @@ func (h handler) Discard(s inbox.Spooled) {
 	}
 }
 
+// A big mail must reach the engine as a stream, not a buffer.
+var _ inbox.Spooler = handler{}
+
 // inbound is the engine's view of a delivery.
 func inbound(d inbox.Delivery) ticket.Inbound {
 	in := ticket.Inbound{Mailbox: d.Mailbox, UIDValidity: d.UIDValidity, UID: d.UID, Raw: d.Raw, Prepared: d.Prepared}

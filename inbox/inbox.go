@@ -152,6 +152,7 @@ type State interface {
 // LastSync.
 type Stats struct {
 	Fetched     uint64 // messages read from the server
+	Spooled     uint64 // of which streamed into the handler's Spooler
 	Handled     uint64 // messages the handler committed
 	Quarantined uint64 // of which quarantined
 	Flagged     uint64 // messages flagged or moved (including pending ones)
@@ -171,10 +172,10 @@ type Mailbox struct {
 	log  *slog.Logger
 	poke chan struct{}
 
-	fetched, handled, quarantined, flagged atomic.Uint64
-	errors, reconnects, panics             atomic.Uint64
-	connected                              atomic.Bool
-	lastSync                               atomic.Int64 // unix nanoseconds
+	fetched, spooled, handled, quarantined, flagged atomic.Uint64
+	errors, reconnects, panics                      atomic.Uint64
+	connected                                       atomic.Bool
+	lastSync                                        atomic.Int64 // unix nanoseconds
 }
 
 // New returns the loop for cfg; it does no I/O. A nil log discards logs.
@@ -209,6 +210,7 @@ func (m *Mailbox) Poke() {
 func (m *Mailbox) Stats() Stats {
 	s := Stats{
 		Fetched:     m.fetched.Load(),
+		Spooled:     m.spooled.Load(),
 		Handled:     m.handled.Load(),
 		Quarantined: m.quarantined.Load(),
 		Flagged:     m.flagged.Load(),

@@ -579,6 +579,7 @@ func (m *Mailbox) nextMessageReserving(cmd *imapclient.FetchCommand, reserve fun
 					return nil, fmt.Errorf("spool body of %d bytes: %w", size, err)
 				}
 				msg.spooled, msg.hasBody = spooled, true
+				m.spooled.Add(1)
 				continue
 			}
 			if reserve != nil {

@@ -98,6 +98,9 @@ func TestBigMailIsSpooledNotRead(t *testing.T) {
 			r := run(t, mb)
 			eventually(t, 20*time.Second, "3 mails flagged", func() bool { return mb.Stats().Flagged == 3 })
 			r.stop()
+			if s := mb.Stats(); s.Spooled != 2 || s.Fetched < 4 {
+				t.Errorf("stats %+v: want 2 spooled (the big mail twice) of at least 4 fetched", s)
+			}
 
 			cs := st.commits()
 			if got := commitUIDs(cs); !slices.Equal(got, uids) {
