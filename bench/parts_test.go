@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -126,14 +125,15 @@ func profileTo(tb testing.TB, dir, name string) func() {
 	}
 	stop := make(chan struct{})
 	go func() {
-		// A heap profile in the middle of the run: what is live then.
+		// A heap profile in the middle of the run: what was live at the
+		// last collection. No GC is forced, which would disturb the rate
+		// being measured.
 		select {
 		case <-time.After(time.Second):
 		case <-stop:
 			return
 		}
 		if h, err := os.Create(filepath.Join(dir, name+".heap.pprof")); err == nil {
-			runtime.GC()
 			_ = pprof.WriteHeapProfile(h)
 			h.Close()
 		}
@@ -516,7 +516,7 @@ func outboundRun(tb testing.TB, n int, profileDir string) outboundResult {
 	sink := mailtest.StartSMTP(tb, mailtest.SMTPOptions{})
 	sender := outbox.NewSMTPSender(outbox.SMTPConfig{Host: sink.Host, Port: sink.Port, TLS: outbox.TLSNone, Timeout: 10 * time.Second})
 	defer sender.Close()
-	w := &outbox.Worker{Queue: storeQueue{db}, Sender: sender, Log: slog.New(slog.DiscardHandler),
+	w := &outbox.Worker{Queue: daemon.OutboxQueue(db), Sender: sender, Log: slog.New(slog.DiscardHandler),
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -688,44 +688,4 @@ func storeScale(tb testing.TB, n, reps int) storeResult {
 		}
 	}
 	return res
-}
-
-// storeQueue is the store's outbox as the worker sees it, as the daemon
-// wires it.
-type storeQueue struct{ db *store.DB }
-
-func (q storeQueue) Due(now time.Time, limit int) ([]outbox.Item, error) {
-	due, err := q.db.OutboxDue(now, limit)
-	return outboxItems(due), err
-}
-
-// DueAfter makes storeQueue an outbox.CursorQueue.
-func (q storeQueue) DueAfter(now time.Time, after outbox.Item, limit int) ([]outbox.Item, error) {
-	due, err := q.db.OutboxDueAfter(now, after.NextAttempt, after.ID, limit)
-	return outboxItems(due), err
-}
-
-func outboxItems(due []store.Outbound) []outbox.Item {
-	items := make([]outbox.Item, 0, len(due))
-	for _, o := range due {
-		items = append(items, outbox.Item{ID: o.ID, From: o.From, To: o.To, Raw: o.Raw,
-			Attempts: o.Attempts, NextAttempt: o.NextAttempt, LastError: o.LastError})
-	}
-	return items
-}
-
-func (q storeQueue) NextDue() (time.Time, bool, error)  { return q.db.OutboxNextDue() }
-func (q storeQueue) Sent(id uint64, at time.Time) error { return q.db.OutboxSent(id, at) }
-func (q storeQueue) SentBatch(sent []outbox.Delivered) error {
-	batch := make([]store.SentAt, len(sent))
-	for i, d := range sent {
-		batch[i] = store.SentAt{ID: d.ID, At: d.At}
-	}
-	return q.db.OutboxSentBatch(batch)
-}
-func (q storeQueue) Retry(id uint64, attempts int, next time.Time, lastErr string) error {
-	return q.db.OutboxRetry(id, attempts, next, lastErr)
-}
-func (q storeQueue) Dead(id uint64, attempts int, lastErr string) error {
-	return q.db.OutboxDead(id, attempts, lastErr)
 }

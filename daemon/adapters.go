@@ -118,6 +118,11 @@ func (s state) ClearPendingFlags(mailbox string, uidValidity uint32, uids []uint
 // queue is the store's outbox seen by the outbox worker.
 type queue struct{ db *store.DB }
 
+// OutboxQueue is the store's outbox as the daemon hands it to the outbox
+// worker (an outbox.CursorQueue and BatchQueue too), for harnesses that
+// run a worker of their own on a database.
+func OutboxQueue(db *store.DB) outbox.Queue { return queue{db} }
+
 func (q queue) Due(now time.Time, limit int) ([]outbox.Item, error) {
 	due, err := q.db.OutboxDue(now, limit)
 	return outboxItems(due), err

@@ -288,7 +288,7 @@ func (r *blobReader) load() error {
 		// The chunk's pages (a megabyte, one folio) are of no use once
 		// copied; the rate-limited trim of View would let a fast reader
 		// map tens of them first.
-		trimMap(r.db.bolt.Info().Data, uintptr(tx.tx.Size()))
+		r.db.trim.trim(r.db.bolt.Info().Data, uintptr(tx.tx.Size()))
 		return nil
 	})
 }

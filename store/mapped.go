@@ -75,32 +75,46 @@ func (t *trimmer) fileResident() (int64, bool) {
 	return pages * int64(os.Getpagesize()), true
 }
 
-// maybeTrim trims the map at addr (size bytes) if it is due. The caller
-// must hold a transaction, so that bbolt cannot remap meanwhile.
-func (t *trimmer) maybeTrim(addr, size uintptr) {
+// due reports whether the map has grown enough to be trimmed.
+func (t *trimmer) due() bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.statm == nil {
+		return time.Since(t.last) >= trimEvery
+	}
+	n, ok := t.fileResident()
+	if ok && n < t.floor {
+		t.floor = n
+	}
+	return !ok || n >= t.floor+mapBudget
+}
+
+// trim unmaps the map at addr (size bytes) and takes what stays resident
+// (the binary's own pages, other files) as the new floor. The caller must
+// hold a transaction, so that bbolt cannot remap meanwhile.
+func (t *trimmer) trim(addr, size uintptr) {
+	trimMap(addr, size)
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.statm == nil {
-		if time.Since(t.last) < trimEvery {
-			return
-		}
-		t.last = time.Now()
-		trimMap(addr, size)
-		return
-	}
-	if n, ok := t.fileResident(); ok && n < t.floor+mapBudget {
-		if n < t.floor {
+	t.last = time.Now()
+	if t.statm != nil {
+		if n, ok := t.fileResident(); ok {
 			t.floor = n
 		}
-		return
 	}
-	trimMap(addr, size)
-	if n, ok := t.fileResident(); ok {
-		// The binary's own pages and other files stay: they are the floor.
-		t.floor = n
+}
+
+// maybeTrim trims the map at addr if it is due; the caller holds a
+// transaction.
+func (t *trimmer) maybeTrim(addr, size uintptr) {
+	if t.due() {
+		t.trim(addr, size)
 	}
 }
 
@@ -111,12 +125,16 @@ func (t *trimmer) close() {
 	}
 }
 
-// trimAfterWrite trims the map after a write transaction, if due.
+// trimAfterWrite trims the map after a write transaction, if due; only
+// then does it open the read transaction that pins the map for madvise.
 func (t *trimmer) trimAfterWrite(b *bolt.DB) {
+	if !t.due() {
+		return
+	}
 	// In a read transaction bbolt cannot remap (it waits for readers), so
 	// the map stays where Info says for as long as madvise needs it.
 	_ = b.View(func(tx *bolt.Tx) error {
-		t.maybeTrim(b.Info().Data, uintptr(tx.Size()))
+		t.trim(b.Info().Data, uintptr(tx.Size()))
 		return nil
 	})
 }

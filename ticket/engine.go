@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -360,20 +359,10 @@ func (s *step) followMerges(tk *store.Ticket) (*store.Ticket, error) {
 	return end, nil
 }
 
-// parse never panics: a panic in the parser is turned into a quarantine
-// reason, so one hostile mail cannot stop the mailbox.
-func (e *Engine) parse(raw []byte) (msg *threading.Message, reason string) {
-	defer func() {
-		if p := recover(); p != nil {
-			e.log.Error("parser panic", "panic", p, "stack", string(debug.Stack()))
-			msg, reason = nil, fmt.Sprintf("parser panic: %v", p)
-		}
-	}()
-	msg, err := threading.Parse(raw, e.cfg.ParseLimits)
-	if err != nil {
-		return nil, err.Error()
-	}
-	return msg, ""
+// parse is parseIn for bytes in memory, which cannot fail to be read.
+func (e *Engine) parse(raw []byte) (*threading.Message, string) {
+	msg, reason, _ := e.parseIn(Inbound{Raw: raw})
+	return msg, reason
 }
 
 func (e *Engine) newTicket(mb Mailbox, msg *threading.Message, now time.Time) *store.Ticket {

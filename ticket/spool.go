@@ -79,24 +79,27 @@ func (e *Engine) sum(in Inbound) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// parseIn is parse for an Inbound: a staged mail is parsed as it is read.
-// err is set only when its bytes could not be read (temporary).
+// parseIn parses a mail; a staged one as it is read. It never panics: a
+// panic in the parser, like an unparseable mail, comes back as a
+// quarantine reason, so one hostile mail cannot stop the mailbox. err is
+// set only when a staged mail's bytes could not be read (temporary).
 func (e *Engine) parseIn(in Inbound) (msg *threading.Message, reason string, err error) {
-	if in.Staged == nil {
-		msg, reason = e.parse(in.Raw)
-		return msg, reason, nil
-	}
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.Error("parser panic", "panic", p, "stack", string(debug.Stack()))
 			msg, reason, err = nil, fmt.Sprintf("parser panic: %v", p), nil
 		}
 	}()
-	msg, perr := threading.ParseReader(e.reader(in), e.cfg.ParseLimits)
+	var perr error
+	if in.Staged == nil {
+		msg, perr = threading.Parse(in.Raw, e.cfg.ParseLimits)
+	} else {
+		msg, perr = threading.ParseReader(e.reader(in), e.cfg.ParseLimits)
+	}
 	switch {
 	case perr == nil:
 		return msg, "", nil
-	case errors.Is(perr, threading.ErrUnparseable):
+	case in.Staged == nil || errors.Is(perr, threading.ErrUnparseable):
 		return nil, perr.Error(), nil
 	default:
 		return nil, "", perr
