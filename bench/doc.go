@@ -32,5 +32,7 @@
 // BENCH_SERVE_ENV="GODEBUG=gctrace=1 GOGC=50" is added to the environment
 // of `helpdesk serve`; BENCH_SMAPS=file keeps its /proc/PID/smaps and logs
 // the peak resident size of its database map. -cpuprofile-dir=DIR writes
-// CPU profiles of the in-process parts (ingest.pprof, outbound.pprof).
+// CPU profiles of the in-process parts (ingest.pprof, outbound.pprof) and,
+// with BENCH_TRACE=1, an execution trace (ingest.trace: fsync and
+// scheduling waits, `go tool trace -pprof=syscall`).
 package bench

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -138,8 +139,17 @@ func profileTo(tb testing.TB, dir, name string) func() {
 			h.Close()
 		}
 	}()
+	stopTrace := func() {}
+	if os.Getenv("BENCH_TRACE") != "" {
+		// Diagnostics: an execution trace (go tool trace -pprof=syscall,
+		// sched …) shows the waits a CPU profile cannot.
+		if t, err := os.Create(filepath.Join(dir, name+".trace")); err == nil && trace.Start(t) == nil {
+			stopTrace = func() { trace.Stop(); t.Close() }
+		}
+	}
 	return func() {
 		close(stop)
+		stopTrace()
 		pprof.StopCPUProfile()
 		f.Close()
 	}

@@ -41,9 +41,11 @@ const (
 	// to the handler (plus the one message being read, whatever its size).
 	// With maxGroupBytes it sets the daemon's working set: each byte in a
 	// group is held about three times at its commit (the mail, bbolt's
-	// page copy, the records). 8 and 4 MiB cost 30 MB more peak RSS on a
-	// backlog than 4 and 2, for no measurable gain in rate (BENCHMARKS.md).
-	readAhead = 4 << 20
+	// page copy, the records). The reader fills it while the handler
+	// commits the group before, so it need not be larger than a group:
+	// 4 MiB cost 18 MB more peak RSS on a backlog than 2, and 8 MiB 30 MB
+	// more again, for no measurable gain in rate (BENCHMARKS.md).
+	readAhead = 2 << 20
 	// maxGroupMails and maxGroupBytes bound one HandleBatch: the handler
 	// gets what has been read while it committed the previous group, so
 	// the group grows with the backlog and stays at one mail when mail
@@ -216,7 +218,10 @@ func (m *Mailbox) startReader(s *session, uids []imap.UID, prep Preparer) *reade
 	r.cond = sync.NewCond(&r.mu)
 	if prep != nil {
 		r.work = make(chan *fetched, 64)
-		for range runtime.GOMAXPROCS(0) {
+		// One CPU fewer than there are: the group commit is serial and
+		// the bottleneck of a backlog; workers on every CPU delayed it
+		// (BENCHMARKS.md).
+		for range max(1, runtime.GOMAXPROCS(0)-1) {
 			r.wg.Go(r.prepare)
 		}
 	}
