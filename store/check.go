@@ -139,10 +139,8 @@ func (db *DB) Check() error {
 				return nil
 			}
 			counts[ticketID]++
-			var m struct {
-				Blob uint64 `json:"blob"`
-			}
-			if err := json.Unmarshal(v, &m); err != nil {
+			var m Message
+			if err := decodeMessage(v, &m); err != nil {
 				bad("message %d/%d: %v", ticketID, seq, err)
 				return nil
 			}

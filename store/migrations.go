@@ -9,7 +9,7 @@ import (
 )
 
 // currentSchema is the schema version this binary writes.
-const currentSchema = 4
+const currentSchema = 5
 
 // migrations[i] brings a database from schema version i to i+1. Each runs in
 // its own transaction together with the version bump, so an interrupted
@@ -74,6 +74,10 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
+	// 4 → 5: message records may be binary (records.go). Nothing is
+	// rewritten; the version keeps a schema-4 binary from opening a file
+	// it could not read.
+	func(tx *bolt.Tx) error { return nil },
 }
 
 func schemaVersion(meta *bolt.Bucket) uint64 {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,35 +18,39 @@ import (
 // Message records.
 //
 // A message's text is most of its record (tens of KB for a long mail), and
-// encoding/json spends most of its time on it: escaping it byte by byte
-// (HTML characters included) when the record is written, and scanning it
-// twice (validation, then decoding) when it is read. A record is therefore
-// written text first:
+// JSON costs most on it: escaping it when the record is written (a newline
+// every line or so), scanning it when it is read. The store writes a message
+// record in a binary layout that keeps the text as it is:
 //
-//	{"text":"<the text, escaped by appendJSONText>",<the rest of the message as encoding/json writes it>}
+//	0x01 <uvarint: length of the text> <the text, UTF-8> <the rest of the message: JSON>
 //
 // The rest is json.Marshal of the message without its text (messageHead),
-// its opening brace dropped. The whole is still one JSON object with the
-// same members as json.Marshal(Message) writes, so anything that reads a
-// message record with encoding/json (Check, a look with bbolt's CLI or jq
-// at a backup) gets the same Message as before. decodeMessage reads the
-// text with a loop that copies the runs between escapes, and hands only the
-// rest, a few hundred bytes, to encoding/json.
+// a few hundred bytes. Writing the record copies the text once; reading it
+// copies it once. A record cut anywhere does not decode: the length covers
+// the text, and what follows must be one whole JSON object.
 //
-// Records written before this layout start with `{"ticket_id":` (the
-// first member json.Marshal writes) and are read with encoding/json, as is
-// any text-first record whose text has an escape appendJSONText does not
-// write: both layouts stay readable for good, so no migration rewrites
-// them.
+// Two JSON layouts came before, and stay readable for good, so that no
+// migration rewrites old records (a record rewritten, by a delivery
+// update, say, is written in the binary layout):
+//
+//   - `{"ticket_id":…}`: json.Marshal(Message), read with encoding/json;
+//   - text first, `{"text":"<escaped>",<the rest>}`: the same JSON object,
+//     its text read with a loop that copies the runs between escapes, the
+//     rest with encoding/json (an escape that loop does not handle sends
+//     the whole record to encoding/json).
+//
+// A JSON record starts with '{', a binary one with 0x01. Schema 5 marks a
+// database that may hold binary records, which a binary of schema 4 cannot
+// read: it refuses the file instead of failing on the first such record.
 //
 // The text is stored as encoding/json would have stored it: a byte that is
 // not part of valid UTF-8 becomes U+FFFD, one for each such byte, so a
-// message reads back the same under either layout. A text-first record
-// has one "text" member; decodeMessage would ignore a second one, which
-// encoding/json would take instead (the last of a name wins there), but
-// encodeMessage never writes one.
+// message reads back the same under every layout.
 
-// textFirst starts every text-first message record.
+// binaryRecord starts every message record in the binary layout.
+const binaryRecord = 0x01
+
+// textFirst starts every text-first message record (schema 4).
 const textFirst = `{"text":"`
 
 // messageHead is Message without its text: the rest of a text-first
@@ -81,7 +86,7 @@ type messageHead struct {
 	Delivery        *Delivery    `json:"delivery,omitempty"`
 }
 
-// putMessage stores m under key in b as a text-first record.
+// putMessage stores m under key in b in the binary layout.
 func putMessage(b *bolt.Bucket, key []byte, m *Message) error {
 	v, err := encodeMessage(m)
 	if err != nil {
@@ -99,28 +104,41 @@ func getMessage(b *bolt.Bucket, key []byte, m *Message) error {
 	return decodeMessage(v, m)
 }
 
-// encodeMessage returns m's text-first record.
+// encodeMessage returns m's record in the binary layout.
 func encodeMessage(m *Message) ([]byte, error) {
-	// {"ticket_id":…}: messageHead has no omitempty first field.
 	head, err := json.Marshal((*messageHead)(m))
 	if err != nil {
 		return nil, err
 	}
-	// Escapes make the text longer; mail text has one every line or so
-	// (a newline), which this slack covers, so one allocation suffices.
-	dst := make([]byte, 0, len(textFirst)+len(m.Text)+len(m.Text)/16+len(head)+2)
-	dst = append(dst, textFirst...)
-	dst = appendJSONText(dst, m.Text)
-	dst = append(dst, '"', ',')
-	return append(dst, head[1:]...), nil
+	text := m.Text
+	if !utf8.ValidString(text) {
+		text = replaceInvalidUTF8(text)
+	}
+	dst := make([]byte, 0, 1+binary.MaxVarintLen64+len(text)+len(head))
+	dst = append(dst, binaryRecord)
+	dst = binary.AppendUvarint(dst, uint64(len(text)))
+	dst = append(dst, text...)
+	return append(dst, head...), nil
 }
 
 // errSlowPath says the fast decoder leaves a record to encoding/json.
 var errSlowPath = errors.New("not for the fast path")
 
-// decodeMessage reads a message record of either layout into m, which
+// decodeMessage reads a message record of any layout into m, which
 // must be the zero Message.
 func decodeMessage(v []byte, m *Message) error {
+	if len(v) > 0 && v[0] == binaryRecord {
+		n, k := binary.Uvarint(v[1:])
+		if k <= 0 || n > uint64(len(v)-1-k) {
+			return errors.New("message record: bad text length")
+		}
+		text := v[1+k : 1+k+int(n)]
+		if err := json.Unmarshal(v[1+k+int(n):], (*messageHead)(m)); err != nil {
+			return fmt.Errorf("message record: %w", err)
+		}
+		m.Text = string(text)
+		return nil
+	}
 	rest, ok := bytes.CutPrefix(v, []byte(textFirst))
 	if !ok {
 		return json.Unmarshal(v, m)
@@ -154,59 +172,6 @@ func decodeMessage(v []byte, m *Message) error {
 	return nil
 }
 
-// appendJSONText appends s as the contents of a JSON string: '"', '\\' and
-// the control characters below U+0020 escaped, everything else as it is.
-// encoding/json also escapes <, >, & and U+2028/2029, for JSON embedded in
-// a web page; a JSON reader gets the same string either way.
-func appendJSONText(dst []byte, s string) []byte {
-	if !utf8.ValidString(s) {
-		s = replaceInvalidUTF8(s)
-	}
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	start := 0
-	for i := 0; i < len(s); {
-		// Skip 8 bytes at a time while none of them needs an escape,
-		// which in mail text is the usual case between two newlines. A
-		// byte below 0x20 sets its high bit in x-0x20…, a '"' or '\\' in
-		// (y-1…)&^y for y the bytes XORed with it; bytes from 0x80 (valid
-		// UTF-8 here) set none.
-		for ; i+8 <= len(s); i += 8 {
-			w := s[i : i+8]
-			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-			q := x ^ ones*'"'
-			b := x ^ ones*'\\'
-			if ((x-ones*0x20)&^x|(q-ones)&^q|(b-ones)&^b)&highs != 0 {
-				break
-			}
-		}
-		for end := min(i+8, len(s)); i < end; i++ {
-			if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
-				dst = append(dst, s[start:i]...)
-				dst = appendEscape(dst, c)
-				start = i + 1
-			}
-		}
-	}
-	return append(dst, s[start:]...)
-}
-
-// appendEscape appends the JSON escape of ASCII byte c.
-func appendEscape(dst []byte, c byte) []byte {
-	switch c {
-	case '"', '\\':
-		return append(dst, '\\', c)
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
-	case '\t':
-		return append(dst, '\\', 't')
-	}
-	const hex = "0123456789abcdef"
-	return append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-}
-
 // replaceInvalidUTF8 replaces each byte of s that is not part of valid
 // UTF-8 with U+FFFD, as encoding/json does when it writes a string (and
 // unlike strings.ToValidUTF8, which replaces a run of them with one).
@@ -227,12 +192,12 @@ func replaceInvalidUTF8(s string) string {
 
 // unquoteText decodes the contents of the JSON string at the start of b
 // (after its opening quote): the text of a text-first record. n counts the
-// bytes read, the closing quote included. An escape appendJSONText does
-// not write (a UTF-16 surrogate, an invalid one) returns errSlowPath:
+// bytes read, the closing quote included. An escape the schema-4 writer
+// did not write (a UTF-16 surrogate, an invalid one) returns errSlowPath:
 // encoding/json then decodes the record, or says what is wrong with it.
 //
 // The text is taken as written: raw control characters or bytes that are
-// not UTF-8, which appendJSONText never writes, are not looked for.
+// not UTF-8, which that writer never wrote, are not looked for.
 func unquoteText(b []byte) (text string, n int, err error) {
 	end := stringEnd(b)
 	if end < 0 {

@@ -170,8 +170,8 @@ func BenchmarkEnqueueAck(b *testing.B) {
 }
 
 // BenchmarkMessageRecord compares the record layouts of a message with
-// 20 KB of text, without bbolt: encoding/json's (legacy, still read) and
-// text first (written since).
+// 20 KB of text, without bbolt: encoding/json's (legacy, still read), text
+// first (schema 4, still read) and binary (written since schema 5).
 func BenchmarkMessageRecord(b *testing.B) {
 	m := benchMessage(1, 1, benchText(20<<10))
 	m.Seq, m.Blob = 1, 1
@@ -179,10 +179,11 @@ func BenchmarkMessageRecord(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	textFirst, err := encodeMessage(m)
+	binaryRec, err := encodeMessage(m)
 	if err != nil {
 		b.Fatal(err)
 	}
+	textFirst := textFirstRecord(b, m)
 	b.Run("encode/legacy", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -191,7 +192,7 @@ func BenchmarkMessageRecord(b *testing.B) {
 			}
 		}
 	})
-	b.Run("encode/text-first", func(b *testing.B) {
+	b.Run("encode/binary", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := encodeMessage(m); err != nil {
@@ -199,7 +200,7 @@ func BenchmarkMessageRecord(b *testing.B) {
 			}
 		}
 	})
-	for name, v := range map[string][]byte{"legacy": legacy, "text-first": textFirst} {
+	for name, v := range map[string][]byte{"legacy": legacy, "text-first": textFirst, "binary": binaryRec} {
 		b.Run("decode/"+name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

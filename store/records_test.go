@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func fullMessage(text string) *Message {
 }
 
 // viaJSON is what encoding/json makes of m: what a message read back was
-// before the text-first layout, and must still be.
+// before the text-first and binary layouts, and must still be.
 func viaJSON(t testing.TB, m *Message) Message {
 	t.Helper()
 	v, err := json.Marshal(m)
@@ -37,6 +38,23 @@ func viaJSON(t testing.TB, m *Message) Message {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// textFirstRecord is m's record as schema 4 wrote it: the text first, as
+// the contents of a JSON string, then the rest of the JSON object.
+func textFirstRecord(t testing.TB, m *Message) []byte {
+	t.Helper()
+	var text bytes.Buffer
+	enc := json.NewEncoder(&text)
+	enc.SetEscapeHTML(false) // as schema 4 wrote it
+	if err := enc.Encode(m.Text); err != nil {
+		t.Fatal(err)
+	}
+	head, err := json.Marshal((*messageHead)(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Concat([]byte(`{"text":`), bytes.TrimSuffix(text.Bytes(), []byte("\n")), []byte(","), head[1:])
 }
 
 var recordTexts = map[string]string{
@@ -67,25 +85,24 @@ func TestMessageRecordRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			if !bytes.HasPrefix(v, []byte(textFirst)) || !json.Valid(v) {
-				t.Fatalf("%s: record is not text-first JSON: %.80q", name, v)
+			if v[0] != binaryRecord {
+				t.Fatalf("%s: record is not binary: %.80q", name, v)
 			}
 			want := viaJSON(t, m)
-			var got Message
-			if err := decodeMessage(v, &got); err != nil {
-				t.Fatalf("%s: %v", name, err)
+			// The record written now, and the same message as the two
+			// JSON layouts before stored it, read back alike.
+			legacy, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("%s (empty %v): decodeMessage differs from the JSON round trip (-want +got):\n%s", name, empty, diff)
-			}
-			// Check, and anything else that reads records with
-			// encoding/json, gets the same message.
-			var plain Message
-			if err := json.Unmarshal(v, &plain); err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			if diff := cmp.Diff(want, plain); diff != "" {
-				t.Errorf("%s (empty %v): json.Unmarshal of the record differs (-want +got):\n%s", name, empty, diff)
+			for layout, v := range map[string][]byte{"binary": v, "text-first": textFirstRecord(t, m), "legacy": legacy} {
+				var got Message
+				if err := decodeMessage(v, &got); err != nil {
+					t.Fatalf("%s %s: %v", name, layout, err)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s %s (empty %v): decodeMessage differs from the JSON round trip (-want +got):\n%s", name, layout, empty, diff)
+				}
 			}
 		}
 	}
@@ -169,7 +186,7 @@ func TestLegacyMessageRecordsStillRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Changed, a legacy record is written text first.
+	// Changed, a legacy record is written in the binary layout.
 	err = db.Update(func(tx *Tx) error {
 		m, err := tx.Message(id, legacy[0].Seq)
 		if err != nil {
@@ -179,7 +196,7 @@ func TestLegacyMessageRecordsStillRead(t *testing.T) {
 		if err := tx.UpdateMessage(m); err != nil {
 			return err
 		}
-		if v := tx.bucket(bucketMessages).Get(msgKey(id, m.Seq)); !bytes.HasPrefix(v, []byte(textFirst)) {
+		if v := tx.bucket(bucketMessages).Get(msgKey(id, m.Seq)); len(v) == 0 || v[0] != binaryRecord {
 			t.Errorf("rewritten record: %.40q", v)
 		}
 		back, err := tx.Message(id, m.Seq)
@@ -200,7 +217,7 @@ func TestLegacyMessageRecordsStillRead(t *testing.T) {
 func TestCorruptMessageRecords(t *testing.T) {
 	t.Parallel()
 	m := fullMessage(recordTexts["json specials"] + "\n" + recordTexts["non-ascii"])
-	textFirst, err := encodeMessage(m)
+	binaryRec, err := encodeMessage(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +225,7 @@ func TestCorruptMessageRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, v := range map[string][]byte{"text-first": textFirst, "legacy": legacy} {
+	for name, v := range map[string][]byte{"binary": binaryRec, "text-first": textFirstRecord(t, m), "legacy": legacy} {
 		for n := range len(v) {
 			var got Message
 			if err := decodeMessage(v[:n], &got); err == nil {
@@ -230,6 +247,13 @@ func TestCorruptMessageRecords(t *testing.T) {
 		`{"text":`,
 		"",
 		"\x01binary",
+		"\x01",
+		"\x01\xff",
+		"\x01\x00",
+		"\x01\x00{}x",
+		"\x01\x01x",
+		"\x01\x01x{\"ticket_id\":\"one\"}",
+		"\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01{}",
 	} {
 		var got Message
 		if err := decodeMessage([]byte(v), &got); err == nil {
@@ -478,9 +502,9 @@ func FuzzDecodeMessage(f *testing.F) {
 	})
 }
 
-// FuzzMessageRecordText: whatever the text, the record is JSON that
-// encoding/json reads as decodeMessage does, and as it read the record it
-// wrote itself.
+// FuzzMessageRecordText: whatever the text, the record written now and
+// the text-first record schema 4 wrote read back as encoding/json reads
+// the message it writes itself.
 func FuzzMessageRecordText(f *testing.F) {
 	for _, text := range recordTexts {
 		f.Add(text, "Printer")
@@ -492,18 +516,19 @@ func FuzzMessageRecordText(f *testing.F) {
 			t.Fatal(err)
 		}
 		want := viaJSON(t, m)
-		var got, plain Message
+		var got, old Message
 		if err := decodeMessage(v, &got); err != nil {
-			t.Fatalf("%q: %v", v, err)
-		}
-		if err := json.Unmarshal(v, &plain); err != nil {
 			t.Fatalf("%q: %v", v, err)
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("decodeMessage (-json +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(want, plain); diff != "" {
-			t.Fatalf("json.Unmarshal (-json +got):\n%s", diff)
+		tf := textFirstRecord(t, m)
+		if err := decodeMessage(tf, &old); err != nil {
+			t.Fatalf("%q: %v", tf, err)
+		}
+		if diff := cmp.Diff(want, old); diff != "" {
+			t.Fatalf("decodeMessage of the text-first record (-json +got):\n%s", diff)
 		}
 	})
 }
