@@ -31,7 +31,8 @@
 // daemon's debug log (group sizes and times of the ingest pipeline);
 // BENCH_SERVE_ENV="GODEBUG=gctrace=1 GOGC=50" is added to the environment
 // of `helpdesk serve`; BENCH_SMAPS=file keeps its /proc/PID/smaps and logs
-// the peak resident size of its database map. -cpuprofile-dir=DIR writes
+// the peak resident size of its database map. The memory part always logs
+// the daemon's /proc/PID/io (bytes it wrote, to the file and to the disk). -cpuprofile-dir=DIR writes
 // CPU profiles of the in-process parts (ingest.pprof, outbound.pprof) and,
 // with BENCH_TRACE=1, an execution trace (ingest.trace: fsync and
 // scheduling waits, `go tool trace -pprof=syscall`).

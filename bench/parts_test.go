@@ -364,6 +364,10 @@ func memoryRun(tb testing.TB, bin string, dove *mailtest.Dovecot, sink *mailtest
 		tb.Fatal(err)
 	}
 	res.PeakRSS = hwm
+	if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", cmd.Process.Pid)); err == nil {
+		// Diagnostics: what the daemon wrote (write_bytes: to the disk).
+		tb.Logf("diagnostics: /proc/PID/io %s", strings.Join(strings.Fields(string(io)), " "))
+	}
 	if path := os.Getenv("BENCH_SMAPS"); path != "" {
 		// Diagnostics: where the resident memory of the daemon is.
 		if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", cmd.Process.Pid)); err == nil {
