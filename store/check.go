@@ -140,7 +140,7 @@ func (db *DB) Check() error {
 			}
 			counts[ticketID]++
 			var m Message
-			if err := decodeMessage(v, &m); err != nil {
+			if err := tx.decodeMessage(v, &m); err != nil {
 				bad("message %d/%d: %v", ticketID, seq, err)
 				return nil
 			}

@@ -19,19 +19,30 @@ import (
 //
 // A message's text is most of its record (tens of KB for a long mail), and
 // JSON costs most on it: escaping it when the record is written (a newline
-// every line or so), scanning it when it is read. The store writes a message
-// record in a binary layout that keeps the text as it is:
+// every line or so), scanning it when it is read. And a record of that size
+// costs again in bbolt: a leaf of four keys or fewer never splits, so a
+// follow-up to a ticket rewrote the leaf holding the ticket's last few
+// messages, texts and all (ingest wrote 2.8 times the bytes of the mail it
+// took in; the texts' share of that was 2.5 times their size). So:
 //
-//	0x01 <uvarint: length of the text> <the text, UTF-8> <the rest of the message: JSON>
+//   - The text of a fresh message (AddMessage) of at least textInBlobMin
+//     bytes is stored once, next to its raw bytes: under key "t" of its
+//     blob's first chunk bucket, which nothing rewrites. Its record is
+//
+//     0x02 <the message without its text: JSON>
+//
+//   - Any other text (short; a staged mail, whose first chunk was written
+//     before; a record without a blob) stays in its record, as it is,
+//     after its length:
+//
+//     0x01 <uvarint: length of the text> <the text, UTF-8> <the rest: JSON>
 //
 // The rest is json.Marshal of the message without its text (messageHead),
-// a few hundred bytes. Writing the record copies the text once; reading it
-// copies it once. A record cut anywhere does not decode: the length covers
-// the text, and what follows must be one whole JSON object.
+// a few hundred bytes. A record cut anywhere does not decode: the length
+// covers the text, and what follows must be one whole JSON object.
 //
 // Two JSON layouts came before, and stay readable for good, so that no
-// migration rewrites old records (a record rewritten, by a delivery
-// update, say, is written in the binary layout):
+// migration rewrites old records:
 //
 //   - `{"ticket_id":…}`: json.Marshal(Message), read with encoding/json;
 //   - text first, `{"text":"<escaped>",<the rest>}`: the same JSON object,
@@ -39,16 +50,26 @@ import (
 //     rest with encoding/json (an escape that loop does not handle sends
 //     the whole record to encoding/json).
 //
-// A JSON record starts with '{', a binary one with 0x01. Schema 5 marks a
-// database that may hold binary records, which a binary of schema 4 cannot
-// read: it refuses the file instead of failing on the first such record.
+// A JSON record starts with '{', a binary one with 0x01 or 0x02. Schema 5
+// marks a database that may hold binary records, which a binary of schema
+// 4 cannot read: it refuses the file instead of failing on the first one.
 //
 // The text is stored as encoding/json would have stored it: a byte that is
 // not part of valid UTF-8 becomes U+FFFD, one for each such byte, so a
 // message reads back the same under every layout.
 
-// binaryRecord starts every message record in the binary layout.
-const binaryRecord = 0x01
+const (
+	// textInline starts a binary record that holds its text.
+	textInline = 0x01
+	// textInBlob starts a binary record whose text is in its blob.
+	textInBlob = 0x02
+	// textInBlobMin is the shortest text stored in the blob: a shorter
+	// one makes a small record, cheap to rewrite.
+	textInBlobMin = 1 << 10
+)
+
+// textKey holds a message's text in its blob's first chunk bucket.
+var textKey = []byte("t")
 
 // textFirst starts every text-first message record (schema 4).
 const textFirst = `{"text":"`
@@ -86,36 +107,91 @@ type messageHead struct {
 	Delivery        *Delivery    `json:"delivery,omitempty"`
 }
 
-// putMessage stores m under key in b in the binary layout.
-func putMessage(b *bolt.Bucket, key []byte, m *Message) error {
-	v, err := encodeMessage(m)
+// putMessage stores m under key in the messages bucket. fresh says that
+// m's blob was written by this transaction, its first chunk bucket new, so
+// that a long text goes there without rewriting anything (records above).
+func (t *Tx) putMessage(key []byte, m *Message, fresh bool) error {
+	text := validText(m.Text)
+	var v []byte
+	var err error
+	if fresh && m.Blob != 0 && len(text) >= textInBlobMin {
+		if err := t.putMessageText(m.Blob, text); err != nil {
+			return err
+		}
+		v, err = encodeHead(m)
+	} else {
+		v, err = encodeMessage(m)
+	}
 	if err != nil {
 		return err
 	}
-	return b.Put(key, v)
+	return t.bucket(bucketMessages).Put(key, v)
 }
 
-// getMessage reads the message stored under key in b, or ErrNotFound.
-func getMessage(b *bolt.Bucket, key []byte, m *Message) error {
-	v := b.Get(key)
+// putMessageText stores text in the first chunk bucket of blob.
+func (t *Tx) putMessageText(blob uint64, text string) error {
+	cb := t.bucket(bucketBlobs).Bucket(blobKey(blob, 0))
+	if cb == nil {
+		return fmt.Errorf("message text: blob %d: %w", blob, ErrNotFound)
+	}
+	return cb.Put(textKey, []byte(text))
+}
+
+// getMessage reads the message stored under key, or ErrNotFound.
+func (t *Tx) getMessage(key []byte, m *Message) error {
+	v := t.bucket(bucketMessages).Get(key)
 	if v == nil {
 		return ErrNotFound
 	}
-	return decodeMessage(v, m)
+	return t.decodeMessage(v, m)
 }
 
-// encodeMessage returns m's record in the binary layout.
+// decodeMessage reads a message record of any layout into m, which must be
+// the zero Message, with its text from its blob where it is there.
+func (t *Tx) decodeMessage(v []byte, m *Message) error {
+	if len(v) == 0 || v[0] != textInBlob {
+		return decodeMessage(v, m)
+	}
+	if err := json.Unmarshal(v[1:], (*messageHead)(m)); err != nil {
+		return fmt.Errorf("message record: %w", err)
+	}
+	var text []byte
+	if cb := t.bucket(bucketBlobs).Bucket(blobKey(m.Blob, 0)); cb != nil {
+		text = cb.Get(textKey)
+	}
+	if text == nil {
+		return fmt.Errorf("message record: text missing from blob %d", m.Blob)
+	}
+	m.Text = string(text)
+	return nil
+}
+
+// validText is s as encoding/json would store it (records above).
+func validText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return replaceInvalidUTF8(s)
+}
+
+// encodeHead returns m's record without its text (textInBlob).
+func encodeHead(m *Message) ([]byte, error) {
+	head, err := json.Marshal((*messageHead)(m))
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{textInBlob}, head...), nil
+}
+
+// encodeMessage returns m's record with its text (textInline).
 func encodeMessage(m *Message) ([]byte, error) {
 	head, err := json.Marshal((*messageHead)(m))
 	if err != nil {
 		return nil, err
 	}
-	text := m.Text
-	if !utf8.ValidString(text) {
-		text = replaceInvalidUTF8(text)
-	}
+	text := validText(m.Text)
 	dst := make([]byte, 0, 1+binary.MaxVarintLen64+len(text)+len(head))
-	dst = append(dst, binaryRecord)
+	dst = append(dst, textInline)
 	dst = binary.AppendUvarint(dst, uint64(len(text)))
 	dst = append(dst, text...)
 	return append(dst, head...), nil
@@ -124,10 +200,11 @@ func encodeMessage(m *Message) ([]byte, error) {
 // errSlowPath says the fast decoder leaves a record to encoding/json.
 var errSlowPath = errors.New("not for the fast path")
 
-// decodeMessage reads a message record of any layout into m, which
-// must be the zero Message.
+// decodeMessage reads a message record that holds its text, of any
+// layout, into m, which must be the zero Message. A textInBlob record is
+// read by Tx.decodeMessage.
 func decodeMessage(v []byte, m *Message) error {
-	if len(v) > 0 && v[0] == binaryRecord {
+	if len(v) > 0 && v[0] == textInline {
 		n, k := binary.Uvarint(v[1:])
 		if k <= 0 || n > uint64(len(v)-1-k) {
 			return errors.New("message record: bad text length")

@@ -85,7 +85,7 @@ func TestMessageRecordRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			if v[0] != binaryRecord {
+			if v[0] != textInline {
 				t.Fatalf("%s: record is not binary: %.80q", name, v)
 			}
 			want := viaJSON(t, m)
@@ -196,7 +196,7 @@ func TestLegacyMessageRecordsStillRead(t *testing.T) {
 		if err := tx.UpdateMessage(m); err != nil {
 			return err
 		}
-		if v := tx.bucket(bucketMessages).Get(msgKey(id, m.Seq)); len(v) == 0 || v[0] != binaryRecord {
+		if v := tx.bucket(bucketMessages).Get(msgKey(id, m.Seq)); len(v) == 0 || v[0] != textInline {
 			t.Errorf("rewritten record: %.40q", v)
 		}
 		back, err := tx.Message(id, m.Seq)
@@ -299,7 +299,7 @@ func TestCorruptMessageRecords(t *testing.T) {
 		t.Error("Check passed a cut message record")
 	}
 	db.Update(func(tx *Tx) error {
-		return putMessage(tx.bucket(bucketMessages), msgKey(id, 1), &Message{TicketID: id, Seq: 1, Blob: 1, Text: "fine"})
+		return tx.putMessage(msgKey(id, 1), &Message{TicketID: id, Seq: 1, Blob: 1, Text: "fine"}, false)
 	})
 }
 
@@ -549,4 +549,114 @@ func FuzzCutCount(f *testing.F) {
 			t.Fatalf("%s: cutCount %d, encoding/json %d", v, n, tk.MessageCount)
 		}
 	})
+}
+
+// A long text of a fresh message is stored once, in its blob's first chunk
+// bucket, and read back from there; a short text and a staged mail's stay
+// in the record. Updates keep the text, Check finds it, or its absence.
+func TestMessageTextInBlob(t *testing.T) {
+	t.Parallel()
+	db := openTest(t)
+	long := benchText(20 << 10)
+	staged, err := db.Stage(bytes.Repeat([]byte("x"), stageThreshold+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id uint64
+	seqs := map[string]uint64{}
+	err = db.Update(func(tx *Tx) error {
+		id = newTicket(t, tx, "ann@example.org", StatusOpen).ID
+		for name, text := range map[string]string{"long": long, "short": "It shows error 49.", "bad utf-8": long + "\xff"} {
+			m := &Message{TicketID: id, MessageID: name + "@x", Text: text}
+			if err := tx.AddMessage(m, []byte("raw "+name), "<"+name+"@x>"); err != nil {
+				return err
+			}
+			seqs[name] = m.Seq
+		}
+		m := &Message{TicketID: id, MessageID: "staged@x", Text: long}
+		if err := tx.AddStagedMessage(m, staged, "<staged@x>"); err != nil {
+			return err
+		}
+		seqs["staged"] = m.Seq
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText := map[string]string{"long": long, "short": "It shows error 49.", "bad utf-8": long + "\ufffd", "staged": long}
+	wantLayout := map[string]byte{"long": textInBlob, "short": textInline, "bad utf-8": textInBlob, "staged": textInline}
+	db.View(func(tx *Tx) error {
+		msgs, err := tx.Messages(id)
+		if err != nil || len(msgs) != 4 {
+			t.Fatalf("messages: %d, %v", len(msgs), err)
+		}
+		for name, seq := range seqs {
+			v := tx.bucket(bucketMessages).Get(msgKey(id, seq))
+			if v[0] != wantLayout[name] {
+				t.Errorf("%s: record starts with %#x, want %#x", name, v[0], wantLayout[name])
+			}
+			m, err := tx.Message(id, seq)
+			if err != nil || m.Text != wantText[name] {
+				t.Errorf("%s: Message text of %d bytes, %v; want %d", name, len(m.Text), err, len(wantText[name]))
+			}
+			if msgs[seq-msgs[0].Seq].Text != wantText[name] {
+				t.Errorf("%s: Messages text differs", name)
+			}
+			if name != "staged" {
+				// The text is beside the raw bytes, not part of them.
+				raw, err := tx.Raw(id, seq)
+				if err != nil || string(raw) != "raw "+name {
+					t.Errorf("%s: raw %.20q, %v", name, raw, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err := db.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	// A delivery update keeps the text in the blob; a changed text is
+	// written there.
+	for _, text := range []string{long, "changed " + long} {
+		err = db.Update(func(tx *Tx) error {
+			m, err := tx.Message(id, seqs["long"])
+			if err != nil {
+				return err
+			}
+			m.Text = text
+			m.Delivery = &Delivery{Status: "failed", LastError: "550 no such user"}
+			return tx.UpdateMessage(m)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.View(func(tx *Tx) error {
+			v := tx.bucket(bucketMessages).Get(msgKey(id, seqs["long"]))
+			m, err := tx.Message(id, seqs["long"])
+			if err != nil || m.Text != text || m.Delivery == nil || m.Delivery.Status != "failed" || v[0] != textInBlob {
+				t.Errorf("after UpdateMessage: %v, %#x, %+v", err, v[0], m.Delivery)
+			}
+			return nil
+		})
+	}
+	// Without its text the message is an error, and Check says so.
+	var blob uint64
+	db.Update(func(tx *Tx) error {
+		m, err := tx.Message(id, seqs["long"])
+		if err != nil {
+			return err
+		}
+		blob = m.Blob
+		return tx.bucket(bucketBlobs).Bucket(blobKey(blob, 0)).Delete(textKey)
+	})
+	db.View(func(tx *Tx) error {
+		if _, err := tx.Message(id, seqs["long"]); err == nil {
+			t.Error("Message without its text: no error")
+		}
+		return nil
+	})
+	if err := db.Check(); err == nil || !strings.Contains(err.Error(), "text missing") {
+		t.Errorf("Check without a text: %v", err)
+	}
+	db.Update(func(tx *Tx) error { return tx.putMessageText(blob, "restored") })
 }

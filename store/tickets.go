@@ -238,7 +238,9 @@ func (t *Tx) addMessage(m *Message, raw []byte, staged *Staged, keys []string) e
 	} else if m.Blob, err = t.putBlob(raw); err != nil {
 		return fmt.Errorf("add message to ticket %d: %w", m.TicketID, err)
 	}
-	if err := putMessage(msgs, key, m); err != nil {
+	// A staged blob's first chunk was written before: its text stays in
+	// the record rather than rewrite that chunk.
+	if err := t.putMessage(key, m, staged == nil); err != nil {
 		return fmt.Errorf("add message to ticket %d: %w", m.TicketID, err)
 	}
 	for _, k := range keys {
@@ -256,14 +258,34 @@ func (t *Tx) addMessage(m *Message, raw []byte, staged *Staged, keys []string) e
 func (t *Tx) UpdateMessage(m *Message) error {
 	key := msgKey(m.TicketID, m.Seq)
 	b := t.bucket(bucketMessages)
-	if b.Get(key) == nil {
+	old := b.Get(key)
+	if old == nil {
 		return fmt.Errorf("update message %d/%d: %w", m.TicketID, m.Seq, ErrNotFound)
 	}
 	// The message now carries its delivery state itself.
 	if err := t.bucket(bucketDeliveries).Delete(key); err != nil {
 		return fmt.Errorf("update message %d/%d: %w", m.TicketID, m.Seq, err)
 	}
-	return putMessage(b, key, m)
+	var was Message
+	if old[0] == textInBlob {
+		if err := t.decodeMessage(old, &was); err != nil {
+			return fmt.Errorf("update message %d/%d: %w", m.TicketID, m.Seq, err)
+		}
+	}
+	if old[0] != textInBlob || was.Blob != m.Blob {
+		return t.putMessage(key, m, false)
+	}
+	// The text stays in the blob, written again only if it changed.
+	if text := validText(m.Text); text != was.Text {
+		if err := t.putMessageText(m.Blob, text); err != nil {
+			return fmt.Errorf("update message %d/%d: %w", m.TicketID, m.Seq, err)
+		}
+	}
+	v, err := encodeHead(m)
+	if err != nil {
+		return fmt.Errorf("update message %d/%d: %w", m.TicketID, m.Seq, err)
+	}
+	return b.Put(key, v)
 }
 
 // setDelivery records a new delivery state of message key in deliveries,
@@ -292,7 +314,7 @@ func (t *Tx) withDelivery(key []byte, m *Message) error {
 func (t *Tx) Message(ticketID, seq uint64) (*Message, error) {
 	var m Message
 	key := msgKey(ticketID, seq)
-	if err := getMessage(t.bucket(bucketMessages), key, &m); err != nil {
+	if err := t.getMessage(key, &m); err != nil {
 		return nil, fmt.Errorf("message %d/%d: %w", ticketID, seq, err)
 	}
 	if err := t.withDelivery(key, &m); err != nil {
@@ -308,7 +330,7 @@ func (t *Tx) Messages(ticketID uint64) ([]Message, error) {
 	c := t.bucket(bucketMessages).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var m Message
-		if err := decodeMessage(v, &m); err != nil {
+		if err := t.decodeMessage(v, &m); err != nil {
 			return nil, fmt.Errorf("message %x: %w", k, err)
 		}
 		if err := t.withDelivery(k, &m); err != nil {
