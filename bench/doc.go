@@ -15,7 +15,8 @@
 //     bare IDLE client sees it;
 //  4. memory: the real `helpdesk serve` (built from cmd/helpdesk) ingesting
 //     a backlog with a few big attachments; its VmHWM, and again with
-//     -mem-env in its environment (GOGC=50: less memory for more CPU);
+//     -mem-env in its environment (GOMEMLIMIT=32MiB: a soft cap on the
+//     heap, less memory for a little more CPU);
 //  5. outbound: auto-replies through the outbox worker, the store and the
 //     SMTP sender, against a bare go-mail send loop of the same bytes;
 //  6. store at scale: a million tickets made through the store API, the

@@ -31,7 +31,7 @@ var (
 	flagFile   = flag.String("out", "", "write the table as markdown into this file (BENCHMARKS.md)")
 	flagProf   = flag.String("cpuprofile-dir", "", "write CPU profiles of the in-process parts into this directory")
 	flagSkip   = flag.String("skip", "", "comma-separated parts to skip: ingest,latency,memory,outbound,store")
-	flagMemEnv = flag.String("mem-env", "GOGC=50", "also run the memory part with this in the environment of helpdesk serve, e.g. GOGC=50 or GOMEMLIMIT=40MiB (\"\": don't)")
+	flagMemEnv = flag.String("mem-env", "GOMEMLIMIT=32MiB", "also run the memory part with this in the environment of helpdesk serve, e.g. GOMEMLIMIT=32MiB or GOGC=50 (\"\": don't)")
 )
 
 // profile is one configuration of the harness.
@@ -44,7 +44,7 @@ type profile struct {
 	BigMails        int
 	BigBytes        int
 	MaxMessage      string // limits.max_message_bytes for the backlog
-	MemEnv          string // the environment of a second memory run (GOGC=50); "" none
+	MemEnv          string // the environment of a second memory run (GOMEMLIMIT=32MiB); "" none
 	OutboundMails   int
 	StoreTickets    int
 	StoreReps       int

@@ -8,10 +8,12 @@
 //	meta           "schema"  → uint64 schema version (see migrations.go)
 //	               "secret"  → 32 random bytes, the HMAC key of our Message-ID tokens
 //	tickets        ticketID  → Ticket (IDs from the bucket's sequence: increasing, never reused)
-//	messages       ticketID‖seq → Message without its raw bytes (seq from the bucket's sequence)
+//	messages       ticketID‖seq → Message without its raw bytes (seq from the bucket's sequence;
+//	               the record layouts, and where a long text goes, are in records.go)
 //	blobs          blobID‖chunk(4) → a bucket holding, under "b", up to 1 MiB of a mail's raw
 //	               RFC 5322 bytes, exactly as received or sent (IDs from the bucket's sequence;
-//	               a bucket per chunk keeps each mail's pages to itself: see blobs.go).
+//	               a bucket per chunk keeps each mail's pages to itself: see blobs.go); chunk 0's
+//	               also holds, under "t", the text of its message when that is long.
 //	               Message.Blob, Quarantined.Blob and Outbound.Blob name them.
 //	staged         blobID → unix nanoseconds: a big mail written ahead (DB.Stage) that no
 //	               transaction has claimed yet; removed by the claim, by Unstage, or at Open
