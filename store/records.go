@@ -120,7 +120,7 @@ func (t *Tx) putMessage(key []byte, m *Message, fresh bool) error {
 		}
 		v, err = encodeHead(m)
 	} else {
-		v, err = encodeMessage(m)
+		v, err = encodeInline(m, text)
 	}
 	if err != nil {
 		return err
@@ -185,11 +185,15 @@ func encodeHead(m *Message) ([]byte, error) {
 
 // encodeMessage returns m's record with its text (textInline).
 func encodeMessage(m *Message) ([]byte, error) {
+	return encodeInline(m, validText(m.Text))
+}
+
+// encodeInline returns m's record with text, m's text made valid.
+func encodeInline(m *Message, text string) ([]byte, error) {
 	head, err := json.Marshal((*messageHead)(m))
 	if err != nil {
 		return nil, err
 	}
-	text := validText(m.Text)
 	dst := make([]byte, 0, 1+binary.MaxVarintLen64+len(text)+len(head))
 	dst = append(dst, textInline)
 	dst = binary.AppendUvarint(dst, uint64(len(text)))

@@ -266,13 +266,14 @@ func (t *Tx) UpdateMessage(m *Message) error {
 	if err := t.bucket(bucketDeliveries).Delete(key); err != nil {
 		return fmt.Errorf("update message %d/%d: %w", m.TicketID, m.Seq, err)
 	}
+	inBlob := len(old) > 0 && old[0] == textInBlob
 	var was Message
-	if old[0] == textInBlob {
+	if inBlob {
 		if err := t.decodeMessage(old, &was); err != nil {
 			return fmt.Errorf("update message %d/%d: %w", m.TicketID, m.Seq, err)
 		}
 	}
-	if old[0] != textInBlob || was.Blob != m.Blob {
+	if !inBlob || was.Blob != m.Blob {
 		return t.putMessage(key, m, false)
 	}
 	// The text stays in the blob, written again only if it changed.
