@@ -1,11 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 var updateFixture = flag.Bool("update-fixture", false, "rewrite testdata/schema-v1.db (only while currentSchema is 1)")
@@ -106,5 +110,38 @@ func TestOpensSchemaV1Database(t *testing.T) {
 	}
 	if len(db.Secret()) != 32 {
 		t.Error("token secret lost: every reply would stop threading")
+	}
+}
+
+// A database written by a newer binary is refused, not read or changed: the
+// way a schema-4 binary meets a file that may hold binary message records.
+func TestNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "helpdesk.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, u64(currentSchema+1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "newer than this binary") {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("Open of a newer schema: %v", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("the refused file was changed")
 	}
 }
