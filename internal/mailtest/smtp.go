@@ -69,8 +69,8 @@ type SMTPSink struct {
 	closed   bool // after cleanup: no more t.Logf
 }
 
-// StartSMTP starts a sink on a free loopback port. It is stopped when the
-// test ends.
+// StartSMTP starts a sink on a free loopback port, one that Stop and Start
+// can give up and take back (port.go). It is stopped when the test ends.
 func StartSMTP(t testing.TB, opts SMTPOptions) *SMTPSink {
 	t.Helper()
 	s := &SMTPSink{
@@ -83,7 +83,7 @@ func StartSMTP(t testing.TB, opts SMTPOptions) *SMTPSink {
 	if opts.TLS || opts.ImplicitTLS {
 		s.cert = LoopbackCert(t)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := listenRestartable()
 	if err != nil {
 		t.Fatalf("smtp sink: listen: %v", err)
 	}
@@ -205,7 +205,14 @@ func (s *SMTPSink) Start() {
 	if running {
 		return
 	}
+	// The port is not handed to anyone else (port.go), but the stopped
+	// server's sockets can hold it for a moment (seen with implicit TLS
+	// under load).
 	l, err := net.Listen("tcp", s.Addr())
+	for wait := time.Now().Add(3 * time.Second); err != nil && time.Now().Before(wait); {
+		time.Sleep(20 * time.Millisecond)
+		l, err = net.Listen("tcp", s.Addr())
+	}
 	if err != nil {
 		s.t.Fatalf("smtp sink: listen again on %s: %v", s.Addr(), err)
 	}
