@@ -877,9 +877,11 @@ func makeTraversable(t testing.TB, dir string) {
 	}
 }
 
+// freePort is a free loopback port for Dovecot, below the ephemeral range
+// (port.go), so that a restarted Dovecot finds its ports still free.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := listenRestartable()
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// listenRestartable listens on a loopback port that the sink can give up
-// (Stop) and take back (Start). The kernel hands out ports for
+// listenRestartable listens on a loopback port that a server can give up
+// (the sink's or Dovecot's Stop) and take back (Start). The kernel hands out ports for
 // Listen("…:0") and for the local end of every client connection from its
 // ephemeral range; a port from that range given up by Stop was, with tests
 // running in parallel, soon someone else's, so that Start failed with
