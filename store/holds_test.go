@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -187,20 +186,8 @@ func TestUnquarantineReturnsTheMailAndItsKey(t *testing.T) {
 
 // A schema-1 record does not remember its key: Unquarantine finds it.
 func TestUnquarantineSchema1Record(t *testing.T) {
-	data, err := os.ReadFile(fixtureV1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "old.db")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *Tx) error {
+	db := openFixtureV1(t)
+	err := db.Update(func(tx *Tx) error {
 		qs, err := tx.ListQuarantine()
 		if err != nil || len(qs) != 1 {
 			t.Fatalf("fixture quarantine: %+v %v", qs, err)

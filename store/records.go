@@ -183,12 +183,8 @@ func encodeHead(m *Message) ([]byte, error) {
 	return append([]byte{textInBlob}, head...), nil
 }
 
-// encodeMessage returns m's record with its text (textInline).
-func encodeMessage(m *Message) ([]byte, error) {
-	return encodeInline(m, validText(m.Text))
-}
-
-// encodeInline returns m's record with text, m's text made valid.
+// encodeInline returns m's record with text (textInline), which is m's
+// text made valid (validText).
 func encodeInline(m *Message, text string) ([]byte, error) {
 	head, err := json.Marshal((*messageHead)(m))
 	if err != nil {

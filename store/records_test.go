@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -39,6 +37,10 @@ func viaJSON(t testing.TB, m *Message) Message {
 	}
 	return out
 }
+
+// encodeMessage is m's record with its text, as putMessage writes a short
+// one.
+func encodeMessage(m *Message) ([]byte, error) { return encodeInline(m, validText(m.Text)) }
 
 // textFirstRecord is m's record as schema 4 wrote it: the text first, as
 // the contents of a JSON string, then the rest of the JSON object.
@@ -426,21 +428,9 @@ func TestCutCount(t *testing.T) {
 // The fixture's records, written by schema 1, take new messages.
 func TestSchemaV1FixtureTakesMessages(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile(fixtureV1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "old.db")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openFixtureV1(t)
 	var before Ticket
-	err = db.Update(func(tx *Tx) error {
+	err := db.Update(func(tx *Tx) error {
 		tk, err := tx.Ticket(1)
 		if err != nil {
 			return err

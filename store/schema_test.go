@@ -16,6 +16,26 @@ var updateFixture = flag.Bool("update-fixture", false, "rewrite testdata/schema-
 
 const fixtureV1 = "testdata/schema-v1.db"
 
+// openFixtureV1 opens a copy of the schema-1 fixture, migrated by Open; it
+// is closed when the test ends.
+func openFixtureV1(t *testing.T) *DB {
+	t.Helper()
+	data, err := os.ReadFile(fixtureV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "old.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // writeFixtureV1 fills a schema-1 database with one of everything.
 func writeFixtureV1(t *testing.T, path string) {
 	db, err := Open(path, Options{})
@@ -66,19 +86,7 @@ func TestOpensSchemaV1Database(t *testing.T) {
 		os.Remove(fixtureV1)
 		writeFixtureV1(t, fixtureV1)
 	}
-	data, err := os.ReadFile(fixtureV1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "old.db")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openFixtureV1(t)
 	if err := db.Check(); err != nil {
 		t.Fatalf("Check after migration: %v", err)
 	}
