@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -134,7 +135,19 @@ func (t *Tx) putMessageText(blob uint64, text string) error {
 	if cb == nil {
 		return fmt.Errorf("message text: blob %d: %w", blob, ErrNotFound)
 	}
-	return cb.Put(textKey, []byte(text))
+	return cb.Put(textKey, stringBytes(text))
+}
+
+// stringBytes is s's bytes without a copy, for a value bbolt only reads
+// (it keeps the slice until the commit, and a string's bytes never
+// change). A long text is tens of kilobytes: copying each one cost the
+// group commit an allocation and, in one trace, 58 ms of garbage
+// collector assists per 5,000 mails.
+func stringBytes(s string) []byte {
+	if s == "" {
+		return []byte{}
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // getMessage reads the message stored under key, or ErrNotFound.
