@@ -41,10 +41,12 @@ const (
 	// to the handler (plus the one message being read, whatever its size).
 	// With maxGroupBytes it sets the daemon's working set: each byte in a
 	// group is held about three times at its commit (the mail, bbolt's
-	// page copy, the records). The reader fills it while the handler
-	// commits the group before, so it need not be larger than a group:
-	// 4 MiB cost 18 MB more peak RSS on a backlog than 2, and 8 MiB 30 MB
-	// more again, for no measurable gain in rate (BENCHMARKS.md).
+	// page copy, the records). A group's bytes are given back once it is
+	// committed, so during a backlog the reader and the committing group
+	// share it, and a group is about half of it (0.95 MB on average over
+	// the bench's 5,000 mails). 4 MiB made the groups twice as large and
+	// ingest about 9 % faster, for 18 MB more peak RSS on a backlog than
+	// 2 MiB, which would break the 64 MB target (BENCHMARKS.md).
 	readAhead = 2 << 20
 	// maxGroupMails and maxGroupBytes bound one HandleBatch: the handler
 	// gets what has been read while it committed the previous group, so
