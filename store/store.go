@@ -48,9 +48,7 @@
 // crash leaves either all of it or none of it; the one thing written before
 // it is the staged bytes of a big mail, which nothing refers to until that
 // transaction claims them. The outbox worker and the IMAP flagger then each
-// change their own records in small transactions of their own, except that
-// while the ingest commits group after group, the outbox's delivery records
-// ride in the ingest's next transaction (carry.go).
+// change their own records in small transactions of their own.
 //
 // Check verifies the invariants between buckets; tests run it in cleanup.
 package store
