@@ -267,15 +267,13 @@ type SentAt struct {
 
 // OutboxSentBatch records many deliveries in one transaction (group
 // commit): the outbox worker sends on while the previous deliveries are
-// being recorded. While the ingest is committing group after group, that
-// transaction is the ingest's next one (see carry.go). Mails no longer
-// queued (recorded before) are skipped, so a repeated batch is harmless;
-// any other failure records none of them.
+// being recorded. Mails no longer queued (recorded before) are skipped, so
+// a repeated batch is harmless; any other failure records none of them.
 func (db *DB) OutboxSentBatch(sent []SentAt) error {
 	if len(sent) == 0 {
 		return nil
 	}
-	return db.ride(func(tx *Tx) error {
+	return db.Update(func(tx *Tx) error {
 		for _, s := range sent {
 			if err := tx.outboxSent(s.ID, s.At); err != nil && !errors.Is(err, ErrNotFound) {
 				return err

@@ -117,9 +117,6 @@ type DB struct {
 	bolt   *bolt.DB
 	secret []byte
 	trim   *trimmer // see mapped.go
-	// carriers queues the writes that ride in a busy writer's
-	// transaction (carry.go).
-	carriers carriers
 }
 
 // Open opens or creates the database at path (mode 0600, its directory 0700

@@ -148,9 +148,7 @@ func (e *Engine) commitGroup(ins []Inbound, preps []prepared) (results []Result,
 				err = &panicError{value: p, stack: debug.Stack()}
 			}
 		}()
-		// Carrying: the outbox records its deliveries in this transaction
-		// rather than take the writer lock between two groups.
-		return e.db.UpdateCarrying(func(tx *store.Tx) error {
+		return e.db.Update(func(tx *store.Tx) error {
 			steps = steps[:0]
 			for cur = range ins {
 				s, err := e.apply(tx, ins[cur], preps[cur], nil)
