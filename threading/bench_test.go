@@ -151,6 +151,32 @@ func BenchmarkParse(b *testing.B) {
 	b.Run("multipart-30KB", func(b *testing.B) {
 		benchOne(b, int64(len(raw)), func() error { _, err := Parse(raw, Limits{}); return err })
 	})
+	text := genTextQP(100<<10, 1)
+	b.Run("text-qp-100KB", func(b *testing.B) {
+		benchOne(b, int64(len(text)), func() error { _, err := Parse(text, Limits{}); return err })
+	})
+}
+
+// genTextQP makes a single-part quoted-printable text mail of about size
+// bytes, the shape of most long mails a help desk gets.
+func genTextQP(size int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 2))
+	var b bytes.Buffer
+	b.WriteString("From: Ann <ann@customer.example>\r\nTo: support@example.com\r\nSubject: printer\r\n")
+	b.WriteString("Message-ID: <text@customer.example>\r\nMIME-Version: 1.0\r\n")
+	b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	var text strings.Builder
+	for text.Len() < size*9/10 {
+		for i := range 8 + r.IntN(12) {
+			if i > 0 {
+				text.WriteByte(' ')
+			}
+			text.WriteString(benchWords[r.IntN(len(benchWords))])
+		}
+		text.WriteString(".\r\n")
+	}
+	writeQPForBench(&b, text.String())
+	return b.Bytes()
 }
 
 // benchOne runs parse in a loop, reporting size bytes per run and
