@@ -608,8 +608,8 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 }
 
 // ReadFrom reads r straight into the slice's spare room, so that io.Copy
-// neither allocates its 32 KB buffer for every mail (a sixth of the bytes
-// a backlog's ingest allocated) nor copies the mail through it. When the
+// neither allocates its 32 KB buffer for every mail (160 MB of the 1.19 GB
+// a 5,000-mail ingest allocated) nor copies the mail through it. When the
 // slice is exactly full, as it is after a literal of the announced size,
 // a small probe read finds the end without growing it.
 func (w *appendWriter) ReadFrom(r io.Reader) (int64, error) {
