@@ -67,24 +67,12 @@ func genMultipart(size int, seed uint64) []byte {
 	rest := max(size-b.Len()-2400, 1000) // room for part headers and QP escapes
 	attach := rest / 3 * 3 / 4           // a third of the room, base64 grows it by 4/3
 	textLen := (rest - rest/3) / 2
-	var text strings.Builder
-	for text.Len() < textLen {
-		for i := range 8 + r.IntN(12) {
-			if i > 0 {
-				text.WriteByte(' ')
-			}
-			text.WriteString(benchWords[r.IntN(len(benchWords))])
-		}
-		text.WriteString(".\r\n")
-		if r.IntN(4) == 0 {
-			text.WriteString("\r\n")
-		}
-	}
+	text := benchText(r, textLen)
 	b.WriteString("--=_outer\r\nContent-Type: multipart/alternative; boundary=\"=_inner\"\r\n\r\n")
 	b.WriteString("--=_inner\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
-	writeQPForBench(&b, text.String())
+	writeQPForBench(&b, text)
 	b.WriteString("\r\n--=_inner\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
-	writeQPForBench(&b, "<html><body><p>"+strings.ReplaceAll(text.String(), "\r\n\r\n", "</p>\r\n<p>")+"</p></body></html>\r\n")
+	writeQPForBench(&b, "<html><body><p>"+strings.ReplaceAll(text, "\r\n\r\n", "</p>\r\n<p>")+"</p></body></html>\r\n")
 	b.WriteString("\r\n--=_inner--\r\n\r\n--=_outer\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\nContent-Disposition: attachment; filename=\"report.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
 	pdf := make([]byte, attach)
 	for i := range pdf {
@@ -165,8 +153,15 @@ func genTextQP(size int, seed uint64) []byte {
 	b.WriteString("From: Ann <ann@customer.example>\r\nTo: support@example.com\r\nSubject: printer\r\n")
 	b.WriteString("Message-ID: <text@customer.example>\r\nMIME-Version: 1.0\r\n")
 	b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	writeQPForBench(&b, benchText(r, size*9/10))
+	return b.Bytes()
+}
+
+// benchText makes at least n bytes of sentences of benchWords, now and
+// then a blank line between them.
+func benchText(r *rand.Rand, n int) string {
 	var text strings.Builder
-	for text.Len() < size*9/10 {
+	for text.Len() < n {
 		for i := range 8 + r.IntN(12) {
 			if i > 0 {
 				text.WriteByte(' ')
@@ -174,9 +169,11 @@ func genTextQP(size int, seed uint64) []byte {
 			text.WriteString(benchWords[r.IntN(len(benchWords))])
 		}
 		text.WriteString(".\r\n")
+		if r.IntN(4) == 0 {
+			text.WriteString("\r\n")
+		}
 	}
-	writeQPForBench(&b, text.String())
-	return b.Bytes()
+	return text.String()
 }
 
 // benchOne runs parse in a loop, reporting size bytes per run and
