@@ -611,7 +611,9 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 // neither allocates its 32 KB buffer for every mail (160 MB of the 1.19 GB
 // a 5,000-mail ingest allocated) nor copies the mail through it. When the
 // slice is exactly full, as it is after a literal of the announced size,
-// a small probe read finds the end without growing it.
+// a small probe read finds the end without growing it; bytes.Buffer's
+// ReadFrom would grow it for that last read (84.6 KB allocated for a 26 KB
+// mail read into an exactly sized Buffer, against 26 KB here).
 func (w *appendWriter) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
 	for {
