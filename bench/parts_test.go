@@ -545,7 +545,7 @@ func outboundRun(tb testing.TB, n int, profileDir string) outboundResult {
 	}
 	defer db.Close()
 
-	sink := mailtest.StartSMTP(tb, mailtest.SMTPOptions{})
+	sink := mailtest.StartSMTP(tb, mailtest.SMTPOptions{DiscardData: true})
 	sender := outbox.NewSMTPSender(outbox.SMTPConfig{Host: sink.Host, Port: sink.Port, TLS: outbox.TLSNone, Timeout: 10 * time.Second})
 	defer sender.Close()
 	w := &outbox.Worker{Queue: daemon.OutboxQueue(db), Sender: sender, Log: slog.New(slog.DiscardHandler),
@@ -579,7 +579,7 @@ func outboundRun(tb testing.TB, n int, profileDir string) outboundResult {
 		tb.Fatal(err)
 	}
 
-	bare := mailtest.StartSMTP(tb, mailtest.SMTPOptions{})
+	bare := mailtest.StartSMTP(tb, mailtest.SMTPOptions{DiscardData: true})
 	gc, err := gomail.NewClient(bare.Host, gomail.WithPort(bare.Port), gomail.WithTLSPolicy(gomail.NoTLS),
 		gomail.WithTimeout(10*time.Second), gomail.WithHELO("helpdesk.example.com"))
 	if err != nil {

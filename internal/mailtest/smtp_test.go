@@ -55,7 +55,7 @@ func TestSMTPSinkRecords(t *testing.T) {
 	if got[0].From != "a@example.org" || strings.Join(got[0].To, ",") != "b@example.org,c@example.org" {
 		t.Errorf("first envelope = %q → %q", got[0].From, got[0].To)
 	}
-	if string(got[0].Data) != "Subject: one\r\n\r\nbody\r\n" {
+	if string(got[0].Data) != "Subject: one\r\n\r\nbody\r\n" || got[0].Size != int64(len(got[0].Data)) {
 		t.Errorf("first data = %q", got[0].Data)
 	}
 	if got[1].From != "" || got[1].TLS || got[1].User != "" || got[1].At.IsZero() {
@@ -65,6 +65,19 @@ func TestSMTPSinkRecords(t *testing.T) {
 	got[0].Data[0] = 'X'
 	if s.Messages()[0].Data[0] != 'S' {
 		t.Error("Messages shares its buffers with the caller")
+	}
+}
+
+func TestSMTPSinkDiscardData(t *testing.T) {
+	t.Parallel()
+	s := StartSMTP(t, SMTPOptions{DiscardData: true})
+	data := "Subject: one\r\n\r\nbody\r\n"
+	if err := sendVia(dial(t, s), "a@example.org", []string{"b@example.org"}, data); err != nil {
+		t.Fatal(err)
+	}
+	got := s.WaitFor(t, 1, 5*time.Second)
+	if got[0].Data != nil || got[0].Size != int64(len(data)) || got[0].From != "a@example.org" {
+		t.Errorf("got data %q, size %d, from %q; want no data, size %d, from a@example.org", got[0].Data, got[0].Size, got[0].From, len(data))
 	}
 }
 
