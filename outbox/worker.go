@@ -76,6 +76,18 @@ type CursorQueue interface {
 	DueAfter(now time.Time, after Item, limit int) ([]Item, error)
 }
 
+// SkippingQueue is a Queue that can leave out of Due the items the worker
+// has sent and is still recording, without reading them: Due from the
+// first item would return them again at every round, and a worker sending
+// while a backlog is ingested read each acknowledgement two or three times
+// over (9247 items read for 3722 sent in one bench ingest run).
+type SkippingQueue interface {
+	Queue
+	// DueSkipping is Due without the items for which skip reports true;
+	// they do not count against limit, only in skipped.
+	DueSkipping(now time.Time, limit int, skip func(id uint64) bool) (items []Item, skipped int, err error)
+}
+
 // Delivered is one delivery for BatchQueue.SentBatch.
 type Delivered struct {
 	ID uint64
@@ -132,12 +144,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		n, fresh, limit, last, ok := w.round(ctx, log, rec, cursor)
+		n, fresh, full, last, ok := w.round(ctx, log, rec, cursor)
 		// Go on after the last item while full batches come; start from
 		// the first due item again once the end is reached, which also
 		// picks up anything queued behind the cursor meanwhile.
 		cursor = nil
-		if ok && n >= limit && last != nil {
+		if ok && full && last != nil {
 			cursor = last
 		}
 		if ctx.Err() != nil {
@@ -158,7 +170,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				}
 			}
 			continue
-		case n >= limit:
+		case full:
 			continue // more may be due right now
 		default:
 			wait = w.untilNextDue(log)
@@ -184,15 +196,17 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // round handles one batch of due items, from the first or after cursor:
-// n were due (of at most limit), the last of them last, and fresh of them
-// were not already handed to the recorder. ok is false when the queue
-// failed, so the caller should back off.
-func (w *Worker) round(ctx context.Context, log *slog.Logger, rec *recorder, cursor *Item) (n, fresh, limit int, last *Item, ok bool) {
+// n were due (those a SkippingQueue left out included), the last of those
+// listed last, and fresh of them were not already handed to the recorder;
+// full is whether the queue listed as many as it was asked for, so that
+// more may be due. ok is false when the queue failed, so the caller should
+// back off.
+func (w *Worker) round(ctx context.Context, log *slog.Logger, rec *recorder, cursor *Item) (n, fresh int, full bool, last *Item, ok bool) {
 	res := w.due(rec, cursor)
-	items, limit := res.items, res.limit
+	items := res.items
 	if res.err != nil {
 		log.Error("outbox: list due mail", "err", res.err)
-		return 0, 0, limit, nil, false
+		return 0, 0, false, nil, false
 	}
 	if len(items) > 0 {
 		last = &items[len(items)-1]
@@ -210,20 +224,21 @@ func (w *Worker) round(ctx context.Context, log *slog.Logger, rec *recorder, cur
 			ok = false
 		}
 	}
-	return len(items), fresh, limit, last, ok
+	return len(items) + res.skipped, fresh, len(items) >= res.limit, last, ok
 }
 
 // dueResult is one Due (or DueAfter) and what the recorder said before it.
 type dueResult struct {
-	items []Item
-	err   error
-	limit int
-	since uint64 // for recorder.handled
+	items   []Item
+	skipped int // left out by a SkippingQueue: sent, being recorded
+	err     error
+	limit   int
+	since   uint64 // for recorder.handled
 }
 
-// due lists due items: from the first (with room for those being
-// recorded, which come first) or, on a CursorQueue, after cursor. A panic
-// in the queue is an error.
+// due lists due items: on a CursorQueue after cursor; else from the first,
+// on a SkippingQueue without those being recorded, on another Queue with
+// room for them (they come first). A panic in the queue is an error.
 func (w *Worker) due(rec *recorder, cursor *Item) (res dueResult) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -235,6 +250,11 @@ func (w *Worker) due(rec *recorder, cursor *Item) (res dueResult) {
 	if cq, isCursor := w.Queue.(CursorQueue); isCursor && cursor != nil {
 		res.limit = dueBatch
 		res.items, res.err = cq.DueAfter(w.now(), *cursor, res.limit)
+		return res
+	}
+	if sq, isSkipping := w.Queue.(SkippingQueue); isSkipping {
+		res.limit = dueBatch
+		res.items, res.skipped, res.err = sq.DueSkipping(w.now(), res.limit, func(id uint64) bool { return rec.handled(id, since) })
 		return res
 	}
 	res.limit = dueBatch + inflight

@@ -576,6 +576,91 @@ func TestWorkerReadsOnAfterItsCursor(t *testing.T) {
 	}
 }
 
+// skippingQueue is a batchQueue that leaves out the items the worker says
+// it has, and counts the items it hands out and its calls.
+type skippingQueue struct {
+	*batchQueue
+	listed, calls int
+}
+
+func (q *skippingQueue) DueSkipping(now time.Time, limit int, skip func(id uint64) bool) ([]Item, int, error) {
+	items, err := q.Due(now, 1<<30)
+	var out []Item
+	skipped := 0
+	for _, it := range items {
+		switch {
+		case skip(it.ID):
+			skipped++
+		case len(out) < limit:
+			out = append(out, it)
+		}
+	}
+	q.mu.Lock()
+	q.listed += len(out)
+	q.calls++
+	q.mu.Unlock()
+	return out, skipped, err
+}
+
+func TestWorkerSkipsWhatItIsRecording(t *testing.T) {
+	t.Parallel()
+	q := &skippingQueue{batchQueue: &batchQueue{memQueue: newMemQueue(), hold: make(chan struct{})}}
+	n := dueBatch + 30
+	for i := range n {
+		q.add("a@example.com", []string{"b@example.org"}, testRaw(i))
+	}
+	allSent := make(chan struct{})
+	s := &fakeSender{}
+	s.fn = func(context.Context, []byte) error {
+		s.mu.Lock()
+		done := len(s.sends) == n
+		s.mu.Unlock()
+		if done {
+			close(allSent)
+		}
+		return nil
+	}
+	w := &Worker{Queue: q, Sender: s, Log: slog.New(slog.DiscardHandler), MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	startWorker(t, w, q.memQueue)
+	// Registered after startWorker's, so it runs first: a failure before
+	// the release must not leave the worker's shutdown waiting on hold.
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(q.hold) }) })
+	select {
+	case <-allSent:
+	case <-time.After(waitLong):
+		t.Fatal("not everything was sent while the recording was held back")
+	}
+	// New rounds while nothing is recorded: each lists nothing and waits
+	// for the recording instead of spinning.
+	for range 5 {
+		w.Kick()
+		time.Sleep(5 * time.Millisecond)
+	}
+	q.mu.Lock()
+	calls := q.calls
+	q.mu.Unlock()
+	release.Do(func() { close(q.hold) })
+	q.waitUntil(t, "all recorded", waitLong, func(q *memQueue) bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.sentCount == n
+	})
+	for i := range n {
+		if c := s.count(testRaw(i)); c != 1 {
+			t.Errorf("item %d sent %d times", i, c)
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.listed != n {
+		t.Errorf("the queue handed out %d items for %d mails: items being recorded were read again", q.listed, n)
+	}
+	if calls > 20 {
+		t.Errorf("%d DueSkipping calls while the recording was held back: the worker spins", calls)
+	}
+}
+
 // panickyQueue panics in its first Due.
 type panickyQueue struct {
 	*memQueue

@@ -186,6 +186,11 @@ func TestOutboxDueFollowsTheIndex(t *testing.T) {
 	if due, _ := db.OutboxDueAfter(t0.Add(time.Minute), due[1].NextAttempt, due[1].ID, 0); len(due) != 0 {
 		t.Errorf("after the last: %+v", due)
 	}
+	// Skipping the first due one: the limit counts only what is listed.
+	skip := func(id uint64) bool { return id == ids[1] }
+	if due, skipped, err := db.OutboxDueSkipping(t0.Add(time.Minute), 1, skip); err != nil || skipped != 1 || len(due) != 1 || due[0].ID != ids[2] || string(due[0].Raw) != "raw c@h" {
+		t.Errorf("skipping %d: %+v, skipped %d, %v", ids[1], due, skipped, err)
+	}
 	if next, ok, err := db.OutboxNextDue(); err != nil || !ok || !next.Equal(t0.Add(time.Second)) {
 		t.Errorf("next due %v %v %v", next, ok, err)
 	}

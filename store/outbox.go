@@ -104,18 +104,27 @@ func idKey(id string) string {
 // the earliest due first. It reads the due index, so its cost does not grow
 // with the mail waiting for later.
 func (db *DB) OutboxDue(now time.Time, limit int) ([]Outbound, error) {
-	return db.outboxDue(now, nil, limit)
+	out, _, err := db.outboxDue(now, nil, limit, nil)
+	return out, err
 }
 
 // OutboxDueAfter is OutboxDue for the mails that come after the one
 // queued with ID afterID to be sent at afterAt, in OutboxDue's order.
 func (db *DB) OutboxDueAfter(now, afterAt time.Time, afterID uint64, limit int) ([]Outbound, error) {
-	return db.outboxDue(now, dueKey(afterAt, afterID), limit)
+	out, _, err := db.outboxDue(now, dueKey(afterAt, afterID), limit, nil)
+	return out, err
 }
 
-func (db *DB) outboxDue(now time.Time, after []byte, limit int) ([]Outbound, error) {
-	var out []Outbound
-	err := db.View(func(tx *Tx) error {
+// OutboxDueSkipping is OutboxDue without the mails for whose ID skip
+// reports true: they are neither read nor counted against limit, only
+// counted in skipped. A sender that has mail sent and not yet recorded
+// would otherwise read those mails, bytes and all, at every call.
+func (db *DB) OutboxDueSkipping(now time.Time, limit int, skip func(id uint64) bool) (out []Outbound, skipped int, err error) {
+	return db.outboxDue(now, nil, limit, skip)
+}
+
+func (db *DB) outboxDue(now time.Time, after []byte, limit int, skip func(uint64) bool) (out []Outbound, skipped int, err error) {
+	err = db.View(func(tx *Tx) error {
 		end := dueKey(now, ^uint64(0))
 		c := tx.bucket(bucketOutboxDue).Cursor()
 		k, _ := c.First()
@@ -128,7 +137,12 @@ func (db *DB) outboxDue(now time.Time, after []byte, limit int) ([]Outbound, err
 			if limit > 0 && len(out) >= limit {
 				break
 			}
-			o, err := tx.outbound(bucketOutbox, binary.BigEndian.Uint64(k[8:]))
+			id := binary.BigEndian.Uint64(k[8:])
+			if skip != nil && skip(id) {
+				skipped++
+				continue
+			}
+			o, err := tx.outbound(bucketOutbox, id)
 			if err != nil {
 				return err
 			}
@@ -136,7 +150,7 @@ func (db *DB) outboxDue(now time.Time, after []byte, limit int) ([]Outbound, err
 		}
 		return nil
 	})
-	return out, err
+	return out, skipped, err
 }
 
 // OutboxNextDue returns the earliest next attempt of any queued mail.
