@@ -28,8 +28,12 @@
 // TestHarnessSmoke runs every part on a tiny profile in `make test`; it
 // checks that each part did its work and never how fast.
 //
+// The in-process daemon logs as `helpdesk serve` does by default (text,
+// info level) into daemon.log beside its database, so the figures include
+// its log; a run whose daemon logged an error fails.
+//
 // Diagnostics, by environment: BENCH_DAEMON_LOG=file gets the in-process
-// daemon's debug log (group sizes and times of the ingest pipeline);
+// daemon's debug log instead (group sizes and times of the ingest pipeline);
 // BENCH_SERVE_ENV="GODEBUG=gctrace=1 GOGC=50" is added to the environment
 // of `helpdesk serve`; BENCH_SMAPS=file keeps its /proc/PID/smaps and logs
 // the peak resident size of its database map. The memory part always logs

@@ -79,16 +79,19 @@ func startDaemon(tb testing.TB, path string, dove *mailtest.Dovecot) (*daemon.Da
 	if err != nil {
 		tb.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	if path := os.Getenv("BENCH_DAEMON_LOG"); path != "" {
+	// The daemon logs as `helpdesk serve` does by default (text, info: a
+	// line per mail stored and per mail sent), into a file beside its
+	// database, so that the figures include the cost of its log.
+	logPath, level := filepath.Join(filepath.Dir(path), "daemon.log"), slog.LevelInfo
+	if p := os.Getenv("BENCH_DAEMON_LOG"); p != "" {
 		// Diagnostics: the in-process daemon's log, at debug level.
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { f.Close() })
-		log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		logPath, level = p, slog.LevelDebug
 	}
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
 	d, err := daemon.Open(daemon.Options{Config: cfg, Log: log, RootCAs: dove.Cert.Pool})
 	if err != nil {
 		tb.Fatal(err)
@@ -106,6 +109,14 @@ func startDaemon(tb testing.TB, path string, dove *mailtest.Dovecot) (*daemon.Da
 		}
 		if err := d.Close(); err != nil {
 			tb.Errorf("close database: %v", err)
+		}
+		if err := f.Close(); err != nil {
+			tb.Errorf("daemon log: %v", err)
+		}
+		// A run that logged an error measured something else than the
+		// daemon at work.
+		if b, err := os.ReadFile(logPath); err == nil && bytes.Contains(b, []byte("level=ERROR")) {
+			tb.Errorf("the daemon logged errors (%s)", logPath)
 		}
 	}
 }
