@@ -533,15 +533,18 @@ func (q *cursorQueue) DueAfter(now time.Time, after Item, limit int) ([]Item, er
 	return out, err
 }
 
-func TestWorkerReadsOnAfterItsCursor(t *testing.T) {
-	t.Parallel()
-	q := &cursorQueue{batchQueue: &batchQueue{memQueue: newMemQueue(), hold: make(chan struct{})}}
-	n := 3*dueBatch + 7
+// sendAllWhileHeld queues n mails in bq, starts a worker on q (bq, or a
+// queue built on it) and waits until it has sent them all while bq holds
+// the recording back. release lets the recording go on; it is also run at
+// the test's end, before the worker is stopped, so that a failure here
+// does not leave the worker's shutdown waiting for the recording.
+func sendAllWhileHeld(t *testing.T, q Queue, bq *batchQueue, n int) (w *Worker, s *fakeSender, release func()) {
+	t.Helper()
 	for i := range n {
-		q.add("a@example.com", []string{"b@example.org"}, testRaw(i))
+		bq.add("a@example.com", []string{"b@example.org"}, testRaw(i))
 	}
 	allSent := make(chan struct{})
-	s := &fakeSender{}
+	s = &fakeSender{}
 	s.fn = func(context.Context, []byte) error {
 		s.mu.Lock()
 		done := len(s.sends) == n
@@ -551,14 +554,24 @@ func TestWorkerReadsOnAfterItsCursor(t *testing.T) {
 		}
 		return nil
 	}
-	w := &Worker{Queue: q, Sender: s, Log: slog.New(slog.DiscardHandler), MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
-	startWorker(t, w, q.memQueue)
+	w = &Worker{Queue: q, Sender: s, Log: slog.New(slog.DiscardHandler), MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	startWorker(t, w, bq.memQueue)
+	var once sync.Once
+	release = func() { once.Do(func() { close(bq.hold) }) }
+	t.Cleanup(release)
 	select {
 	case <-allSent:
 	case <-time.After(waitLong):
 		t.Fatal("not everything was sent while the recording was held back")
 	}
-	close(q.hold)
+	return w, s, release
+}
+
+// recordAllSentOnce releases the recording held by sendAllWhileHeld and
+// checks that all n mails get recorded, each sent exactly once.
+func recordAllSentOnce(t *testing.T, release func(), q *memQueue, s *fakeSender, n int) {
+	t.Helper()
+	release()
 	q.waitUntil(t, "all recorded", waitLong, func(q *memQueue) bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
@@ -569,6 +582,14 @@ func TestWorkerReadsOnAfterItsCursor(t *testing.T) {
 			t.Errorf("item %d sent %d times", i, c)
 		}
 	}
+}
+
+func TestWorkerReadsOnAfterItsCursor(t *testing.T) {
+	t.Parallel()
+	q := &cursorQueue{batchQueue: &batchQueue{memQueue: newMemQueue(), hold: make(chan struct{})}}
+	n := 3*dueBatch + 7
+	_, s, release := sendAllWhileHeld(t, q, q.batchQueue, n)
+	recordAllSentOnce(t, release, q.memQueue, s, n)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.afterCalls == 0 {
@@ -606,31 +627,7 @@ func TestWorkerSkipsWhatItIsRecording(t *testing.T) {
 	t.Parallel()
 	q := &skippingQueue{batchQueue: &batchQueue{memQueue: newMemQueue(), hold: make(chan struct{})}}
 	n := dueBatch + 30
-	for i := range n {
-		q.add("a@example.com", []string{"b@example.org"}, testRaw(i))
-	}
-	allSent := make(chan struct{})
-	s := &fakeSender{}
-	s.fn = func(context.Context, []byte) error {
-		s.mu.Lock()
-		done := len(s.sends) == n
-		s.mu.Unlock()
-		if done {
-			close(allSent)
-		}
-		return nil
-	}
-	w := &Worker{Queue: q, Sender: s, Log: slog.New(slog.DiscardHandler), MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
-	startWorker(t, w, q.memQueue)
-	// Registered after startWorker's, so it runs first: a failure before
-	// the release must not leave the worker's shutdown waiting on hold.
-	var release sync.Once
-	t.Cleanup(func() { release.Do(func() { close(q.hold) }) })
-	select {
-	case <-allSent:
-	case <-time.After(waitLong):
-		t.Fatal("not everything was sent while the recording was held back")
-	}
+	w, s, release := sendAllWhileHeld(t, q, q.batchQueue, n)
 	// New rounds while nothing is recorded: each lists nothing and waits
 	// for the recording instead of spinning.
 	for range 5 {
@@ -640,17 +637,7 @@ func TestWorkerSkipsWhatItIsRecording(t *testing.T) {
 	q.mu.Lock()
 	calls := q.calls
 	q.mu.Unlock()
-	release.Do(func() { close(q.hold) })
-	q.waitUntil(t, "all recorded", waitLong, func(q *memQueue) bool {
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		return q.sentCount == n
-	})
-	for i := range n {
-		if c := s.count(testRaw(i)); c != 1 {
-			t.Errorf("item %d sent %d times", i, c)
-		}
-	}
+	recordAllSentOnce(t, release, q.memQueue, s, n)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.listed != n {
