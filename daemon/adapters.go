@@ -119,8 +119,8 @@ func (s state) ClearPendingFlags(mailbox string, uidValidity uint32, uids []uint
 type queue struct{ db *store.DB }
 
 // OutboxQueue is the store's outbox as the daemon hands it to the outbox
-// worker (an outbox.CursorQueue, SkippingQueue and BatchQueue too), for harnesses that
-// run a worker of their own on a database.
+// worker (an outbox.CursorQueue, SkippingQueue and BatchQueue too), for
+// harnesses that run a worker of their own on a database.
 func OutboxQueue(db *store.DB) outbox.Queue { return queue{db} }
 
 func (q queue) Due(now time.Time, limit int) ([]outbox.Item, error) {
