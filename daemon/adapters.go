@@ -119,17 +119,11 @@ func (s state) ClearPendingFlags(mailbox string, uidValidity uint32, uids []uint
 type queue struct{ db *store.DB }
 
 // OutboxQueue is the store's outbox as the daemon hands it to the outbox
-// worker (an outbox.CursorQueue, SkippingQueue and BatchQueue too), for
+// worker (an outbox.CursorQueue and BatchQueue too), for
 // harnesses that run a worker of their own on a database.
 func OutboxQueue(db *store.DB) outbox.Queue { return queue{db} }
 
-func (q queue) Due(now time.Time, limit int) ([]outbox.Item, error) {
-	due, err := q.db.OutboxDue(now, limit)
-	return outboxItems(due), err
-}
-
-// DueSkipping makes queue an outbox.SkippingQueue.
-func (q queue) DueSkipping(now time.Time, limit int, skip func(id uint64) bool) ([]outbox.Item, int, error) {
+func (q queue) Due(now time.Time, limit int, skip func(id uint64) bool) ([]outbox.Item, int, error) {
 	due, skipped, err := q.db.OutboxDueSkipping(now, limit, skip)
 	return outboxItems(due), skipped, err
 }

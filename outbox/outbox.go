@@ -53,8 +53,12 @@ type Item struct {
 // committed transaction when it returns nil.
 type Queue interface {
 	// Due returns up to limit pending items with NextAttempt <= now, oldest
-	// first.
-	Due(now time.Time, limit int) ([]Item, error)
+	// first, leaving out those for which skip reports true without reading
+	// them: they do not count against limit, only in skipped. The worker
+	// skips what it has sent and is still recording, which Due would
+	// otherwise hand back, bytes and all, at every round (9247 items read
+	// for 3722 sent in one bench ingest run, before the skip).
+	Due(now time.Time, limit int, skip func(id uint64) bool) (items []Item, skipped int, err error)
 	// NextDue returns the earliest NextAttempt of any pending item; ok is
 	// false when nothing is pending.
 	NextDue() (t time.Time, ok bool, err error)

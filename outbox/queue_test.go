@@ -25,6 +25,8 @@ type memQueue struct {
 	sentCount int                 // items in state sent
 	onSent    func(sentCount int) // called with mu held
 	nextCalls int                 // NextDue calls: the worker is about to sleep
+	dueCalls  int                 // Due calls
+	listed    int                 // items Due handed out
 }
 
 type memEntry struct {
@@ -55,26 +57,34 @@ func (q *memQueue) notifyLocked() {
 	q.changed = make(chan struct{})
 }
 
-func (q *memQueue) Due(now time.Time, limit int) ([]Item, error) {
+func (q *memQueue) Due(now time.Time, limit int, skip func(id uint64) bool) ([]Item, int, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.dueCalls++
 	if q.failDue > 0 {
 		q.failDue--
-		return nil, errDisk
+		return nil, 0, errDisk
 	}
 	for q.head < len(q.order) && q.items[q.order[q.head]].state != "pending" {
 		q.head++
 	}
 	var out []Item
+	skipped := 0
 	for _, id := range q.order[q.head:] {
 		if len(out) == limit {
 			break
 		}
-		if e := q.items[id]; e.state == "pending" && !e.NextAttempt.After(now) {
+		e := q.items[id]
+		switch {
+		case e.state != "pending" || e.NextAttempt.After(now):
+		case skip != nil && skip(id):
+			skipped++
+		default:
 			out = append(out, e.Item)
 		}
 	}
-	return out, nil
+	q.listed += len(out)
+	return out, skipped, nil
 }
 
 func (q *memQueue) NextDue() (time.Time, bool, error) {

@@ -76,18 +76,6 @@ type CursorQueue interface {
 	DueAfter(now time.Time, after Item, limit int) ([]Item, error)
 }
 
-// SkippingQueue is a Queue that can leave out of Due the items the worker
-// has sent and is still recording, without reading them: Due from the
-// first item would return them again at every round, and a worker sending
-// while a backlog is ingested read each acknowledgement two or three times
-// over (9247 items read for 3722 sent in one bench ingest run).
-type SkippingQueue interface {
-	Queue
-	// DueSkipping is Due without the items for which skip reports true;
-	// they do not count against limit, only in skipped.
-	DueSkipping(now time.Time, limit int, skip func(id uint64) bool) (items []Item, skipped int, err error)
-}
-
 // Delivered is one delivery for BatchQueue.SentBatch.
 type Delivered struct {
 	ID uint64
@@ -196,7 +184,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // round handles one batch of due items, from the first or after cursor:
-// n were due (those a SkippingQueue left out included), the last of those
+// n were due (those Due skipped included), the last of those
 // listed last, and fresh of them were not already handed to the recorder;
 // full is whether the queue listed as many as it was asked for, so that
 // more may be due. ok is false when the queue failed, so the caller should
@@ -230,35 +218,27 @@ func (w *Worker) round(ctx context.Context, log *slog.Logger, rec *recorder, cur
 // dueResult is one Due (or DueAfter) and what the recorder said before it.
 type dueResult struct {
 	items   []Item
-	skipped int // left out by a SkippingQueue: sent, being recorded
+	skipped int // left out by Due: sent, being recorded
 	err     error
 	limit   int
 	since   uint64 // for recorder.handled
 }
 
-// due lists due items: on a CursorQueue after cursor; else from the first,
-// on a SkippingQueue without those being recorded, on another Queue with
-// room for them (they come first). A panic in the queue is an error.
+// due lists due items: on a CursorQueue after cursor, else from the
+// first, without those being recorded. A panic in the queue is an error.
 func (w *Worker) due(rec *recorder, cursor *Item) (res dueResult) {
 	defer func() {
 		if r := recover(); r != nil {
 			res.items, res.err = nil, fmt.Errorf("panic in queue: %v", r)
 		}
 	}()
-	since, inflight := rec.snapshot()
-	res.since = since
+	res.since = rec.snapshot()
+	res.limit = dueBatch
 	if cq, isCursor := w.Queue.(CursorQueue); isCursor && cursor != nil {
-		res.limit = dueBatch
 		res.items, res.err = cq.DueAfter(w.now(), *cursor, res.limit)
 		return res
 	}
-	if sq, isSkipping := w.Queue.(SkippingQueue); isSkipping {
-		res.limit = dueBatch
-		res.items, res.skipped, res.err = sq.DueSkipping(w.now(), res.limit, func(id uint64) bool { return rec.handled(id, since) })
-		return res
-	}
-	res.limit = dueBatch + inflight
-	res.items, res.err = w.Queue.Due(w.now(), res.limit)
+	res.items, res.skipped, res.err = w.Queue.Due(w.now(), res.limit, func(id uint64) bool { return rec.handled(id, res.since) })
 	return res
 }
 
@@ -347,9 +327,9 @@ func newRecorder(w *Worker, log *slog.Logger) *recorder {
 }
 
 // snapshot is called before each Due: it returns the generation to pass
-// to handled for that Due's items and how many items it may return that
-// are sent already, and forgets what every later Due will see recorded.
-func (r *recorder) snapshot() (gen uint64, inflight int) {
+// to handled for that Due's items, and forgets what every later Due will
+// see recorded.
+func (r *recorder) snapshot() (gen uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, g := range r.recent {
@@ -358,10 +338,10 @@ func (r *recorder) snapshot() (gen uint64, inflight int) {
 		}
 	}
 	r.lastSnap = r.gen
-	return r.gen, len(r.inside) + len(r.recent)
+	return r.gen
 }
 
-// handled reports whether item id, returned by a Due that began after
+// handled reports whether item id, seen by a Due that began after
 // snapshot returned since, has been sent already.
 func (r *recorder) handled(id, since uint64) bool {
 	r.mu.Lock()

@@ -477,8 +477,8 @@ func TestWorkerSendsOnWhileRecordingAndNeverTwice(t *testing.T) {
 	w := &Worker{Queue: q, Sender: s, Log: testLogger(t), MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
 	startWorker(t, w, q.memQueue)
 
-	// Nothing is recorded yet, so Due keeps offering every item: the worker
-	// must send each once and then wait for the recording.
+	// Nothing is recorded yet: the worker must send each item once, skip
+	// it in the rounds that follow, and then wait for the recording.
 	select {
 	case <-allSent:
 	case <-time.After(waitLong):
@@ -520,7 +520,7 @@ type cursorQueue struct {
 }
 
 func (q *cursorQueue) DueAfter(now time.Time, after Item, limit int) ([]Item, error) {
-	items, err := q.Due(now, 1<<30)
+	items, _, err := q.Due(now, 1<<30, nil)
 	q.mu.Lock()
 	q.afterCalls++
 	q.mu.Unlock()
@@ -597,37 +597,11 @@ func TestWorkerReadsOnAfterItsCursor(t *testing.T) {
 	}
 }
 
-// skippingQueue is a batchQueue that leaves out the items the worker says
-// it has, and counts the items it hands out and its calls.
-type skippingQueue struct {
-	*batchQueue
-	listed, calls int
-}
-
-func (q *skippingQueue) DueSkipping(now time.Time, limit int, skip func(id uint64) bool) ([]Item, int, error) {
-	items, err := q.Due(now, 1<<30)
-	var out []Item
-	skipped := 0
-	for _, it := range items {
-		switch {
-		case skip(it.ID):
-			skipped++
-		case len(out) < limit:
-			out = append(out, it)
-		}
-	}
-	q.mu.Lock()
-	q.listed += len(out)
-	q.calls++
-	q.mu.Unlock()
-	return out, skipped, err
-}
-
 func TestWorkerSkipsWhatItIsRecording(t *testing.T) {
 	t.Parallel()
-	q := &skippingQueue{batchQueue: &batchQueue{memQueue: newMemQueue(), hold: make(chan struct{})}}
+	q := &batchQueue{memQueue: newMemQueue(), hold: make(chan struct{})}
 	n := dueBatch + 30
-	w, s, release := sendAllWhileHeld(t, q, q.batchQueue, n)
+	w, s, release := sendAllWhileHeld(t, q, q, n)
 	// New rounds while nothing is recorded: each lists nothing and waits
 	// for the recording instead of spinning.
 	for range 5 {
@@ -635,7 +609,7 @@ func TestWorkerSkipsWhatItIsRecording(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	q.mu.Lock()
-	calls := q.calls
+	calls := q.dueCalls
 	q.mu.Unlock()
 	recordAllSentOnce(t, release, q.memQueue, s, n)
 	q.mu.Lock()
@@ -644,7 +618,7 @@ func TestWorkerSkipsWhatItIsRecording(t *testing.T) {
 		t.Errorf("the queue handed out %d items for %d mails: items being recorded were read again", q.listed, n)
 	}
 	if calls > 20 {
-		t.Errorf("%d DueSkipping calls while the recording was held back: the worker spins", calls)
+		t.Errorf("%d Due calls while the recording was held back: the worker spins", calls)
 	}
 }
 
@@ -654,7 +628,7 @@ type panickyQueue struct {
 	panicked bool
 }
 
-func (q *panickyQueue) Due(now time.Time, limit int) ([]Item, error) {
+func (q *panickyQueue) Due(now time.Time, limit int, skip func(id uint64) bool) ([]Item, int, error) {
 	q.mu.Lock()
 	first := !q.panicked
 	q.panicked = true
@@ -662,7 +636,7 @@ func (q *panickyQueue) Due(now time.Time, limit int) ([]Item, error) {
 	if first {
 		panic("queue bug")
 	}
-	return q.memQueue.Due(now, limit)
+	return q.memQueue.Due(now, limit, skip)
 }
 
 // A panic in the queue is a queue error: logged, backed off, and the
